@@ -1,0 +1,431 @@
+//! jitgate's config: `file -> ConfigFile (raw) -> validate -> Config (ready to use)`.
+//!
+//! `load` reads one YAML file, rejects unknown keys, and checks every value it can without
+//! touching the network: addresses parse, the public URL is absolute, secrets come from an
+//! environment variable or a file (never inline), TLS files exist and hold PEM data, the store
+//! URL names a backend we have. Every problem is reported as `file:line:column: message`.
+//! Relative paths are taken relative to the directory holding the config file.
+
+mod file;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use marked_yaml::Spanned;
+use url::Url;
+
+use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
+use crate::duration::parse_duration;
+use file::ConfigFile;
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub public: PublicUrl,
+    pub idp: IdpSettings,
+    pub session: SessionSettings,
+    pub store_url: String,
+    pub policies_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Listen {
+    pub http: Option<SocketAddr>,
+    pub https: Option<HttpsListener>,
+    pub admin: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpsListener {
+    pub address: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where users reach jitgate's own pages (login callback, back-channel logout).
+#[derive(Debug, Clone)]
+pub struct PublicUrl {
+    /// `https://auth.example.com` (no trailing slash).
+    pub base: String,
+    /// The host name of `base`, lower case, without port.
+    pub host: String,
+    /// `:8443` when the URL names a non-default port, else empty.
+    pub port_suffix: String,
+    /// True for `https`: cookies get `Secure` and the `__Host-` prefix.
+    pub https: bool,
+}
+
+impl PublicUrl {
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The externally visible origin of another host served on the same listener.
+    pub fn origin_for_host(&self, host: &str) -> String {
+        format!("{}://{}{}", self.scheme(), host, self.port_suffix)
+    }
+}
+
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdpSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    pub username_claim: String,
+    pub groups_claim: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// How long a replica trusts its in-memory copy of a session before re-reading the store
+    /// (so a logout on another replica is honoured within this time).
+    pub revalidate_after: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            revalidate_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut report = FileReport::new(path);
+        report.at_line(1, 1, format!("cannot read config file: {e}"));
+        match report.finish(()) {
+            Err(d) => d,
+            Ok(()) => Diagnostics::default(),
+        }
+    })?;
+    let raw: ConfigFile = parse_yaml(path, &text)?;
+    let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    validate(path, &base_dir, raw)
+}
+
+fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Diagnostics> {
+    let mut report = FileReport::new(path);
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        }
+    };
+
+    let mut listen = Listen::default();
+    if let Some(http) = &raw.listen.http {
+        listen.http = socket_addr(&mut report, http);
+    }
+    if let Some(admin) = &raw.listen.admin {
+        listen.admin = socket_addr(&mut report, admin);
+    }
+    if let Some(https) = &raw.listen.https {
+        let cert = resolve(&https.cert);
+        let key = resolve(&https.key);
+        check_pem_certs(&mut report, &https.cert, &cert);
+        check_pem_key(&mut report, &https.key, &key);
+        if let Some(address) = socket_addr(&mut report, &https.address) {
+            listen.https = Some(HttpsListener { address, cert, key });
+        }
+    }
+    if listen.http.is_none() && listen.https.is_none() && !report.has_problems() {
+        report.at_line(1, 1, "`listen` needs an `http` or an `https` listener");
+    }
+
+    let public = public_url(&mut report, &raw.public_base_url);
+    let idp = idp_settings(&mut report, &raw.idp, &resolve);
+    let session = session_settings(&mut report, &raw.session);
+
+    let data_dir = raw
+        .data_dir
+        .as_ref()
+        .map(|d| resolve(d))
+        .unwrap_or_else(|| resolve("data"));
+    let store_url = match &raw.store.url {
+        Some(url) => {
+            let url = url.as_str();
+            if !(url.starts_with("sqlite://")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                report.at(
+                    raw.store.url.as_ref().map(|u| u.span()).unwrap_or(raw.policies.span()),
+                    format!("store url `{url}` must start with sqlite:// or postgres://"),
+                );
+            }
+            url.to_string()
+        }
+        None => format!("sqlite://{}", data_dir.join("jitgate.db").display()),
+    };
+
+    let policies_dir = resolve(&raw.policies);
+    if !policies_dir.is_dir() {
+        report.at(
+            raw.policies.span(),
+            format!("policies directory `{}` does not exist", policies_dir.display()),
+        );
+    }
+
+    match (public, idp) {
+        (Some(public), Some(idp)) => report.finish(Config {
+            listen,
+            public,
+            idp,
+            session,
+            store_url,
+            policies_dir,
+        }),
+        _ => Err(report.finish(()).err().unwrap_or_default()),
+    }
+}
+
+fn socket_addr(report: &mut FileReport, value: &Spanned<String>) -> Option<SocketAddr> {
+    match value.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            report.at(
+                value.span(),
+                format!("`{}` is not an address like 0.0.0.0:8080", value.as_str()),
+            );
+            None
+        }
+    }
+}
+
+fn check_pem_certs(report: &mut FileReport, at: &Spanned<String>, path: &Path) {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    match CertificateDer::pem_file_iter(path) {
+        Ok(iter) => {
+            let certs: Vec<_> = iter.collect();
+            if certs.is_empty() || certs.iter().any(|c| c.is_err()) {
+                report.at(
+                    at.span(),
+                    format!("`{}` holds no PEM certificate", path.display()),
+                );
+            }
+        }
+        Err(e) => report.at(
+            at.span(),
+            format!("cannot read certificate `{}`: {e}", path.display()),
+        ),
+    }
+}
+
+fn check_pem_key(report: &mut FileReport, at: &Spanned<String>, path: &Path) {
+    use rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+    if let Err(e) = PrivateKeyDer::from_pem_file(path) {
+        report.at(
+            at.span(),
+            format!("cannot read a PEM private key from `{}`: {e}", path.display()),
+        );
+    }
+}
+
+fn public_url(report: &mut FileReport, value: &Spanned<String>) -> Option<PublicUrl> {
+    let url = match Url::parse(value) {
+        Ok(url) => url,
+        Err(e) => {
+            report.at(
+                value.span(),
+                format!("public_base_url `{}` is not a URL: {e}", value.as_str()),
+            );
+            return None;
+        }
+    };
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => {
+            report.at(value.span(), format!("public_base_url must be http or https, not {other}"));
+            return None;
+        }
+    };
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        report.at(
+            value.span(),
+            "public_base_url must be an origin such as https://auth.example.com (no path)",
+        );
+        return None;
+    }
+    let Some(host) = url.host_str() else {
+        report.at(value.span(), "public_base_url needs a host name");
+        return None;
+    };
+    let port_suffix = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let host = host.to_ascii_lowercase();
+    Some(PublicUrl {
+        base: format!("{}://{}{}", url.scheme(), host, port_suffix),
+        host,
+        port_suffix,
+        https,
+    })
+}
+
+fn idp_settings(
+    report: &mut FileReport,
+    raw: &file::IdpFile,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<IdpSettings> {
+    match Url::parse(&raw.issuer) {
+        Ok(url) if url.scheme() == "https" || is_loopback(&url) => {}
+        Ok(_) => report.at(
+            raw.issuer.span(),
+            "the issuer must use https (plain http is allowed only on loopback addresses)",
+        ),
+        Err(e) => report.at(raw.issuer.span(), format!("issuer is not a URL: {e}")),
+    }
+    if raw.client_id.trim().is_empty() {
+        report.at(raw.client_id.span(), "client_id is empty");
+    }
+    let secret = match (&raw.client_secret, &raw.client_secret_file) {
+        (Some(_), Some(file)) => {
+            report.at(file.span(), "give client_secret or client_secret_file, not both");
+            None
+        }
+        (Some(value), None) => secret_from_env(report, value),
+        (None, Some(file)) => {
+            let path = resolve(file);
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim().to_string())),
+                Ok(_) => {
+                    report.at(file.span(), format!("`{}` is empty", path.display()));
+                    None
+                }
+                Err(e) => {
+                    report.at(file.span(), format!("cannot read `{}`: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        (None, None) => {
+            report.at(
+                raw.client_id.span(),
+                "the idp needs client_secret: ${ENV_VAR} or client_secret_file: PATH",
+            );
+            None
+        }
+    };
+    let scopes: Vec<String> = match &raw.scopes {
+        Some(list) => list.iter().map(|s| s.as_str().to_string()).collect(),
+        None => ["openid", "profile", "email"].map(String::from).to_vec(),
+    };
+    if !scopes.iter().any(|s| s == "openid") {
+        let span = raw
+            .scopes
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|s| s.span())
+            .unwrap_or(raw.issuer.span());
+        report.at(span, "scopes must include `openid`");
+    }
+    let claim = |c: &Option<Spanned<String>>, default: &str| {
+        c.as_ref()
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_else(|| default.to_string())
+    };
+    Some(IdpSettings {
+        issuer: raw.issuer.as_str().trim_end_matches('/').to_string(),
+        client_id: raw.client_id.as_str().to_string(),
+        client_secret: secret?,
+        scopes,
+        username_claim: claim(&raw.claims.username, "preferred_username"),
+        groups_claim: claim(&raw.claims.groups, "groups"),
+    })
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// `${NAME}` reads the environment; anything else is an inline secret, which we refuse so
+/// that secrets stay out of files kept in git.
+fn secret_from_env(report: &mut FileReport, value: &Spanned<String>) -> Option<Secret> {
+    let text = value.as_str().trim();
+    let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+        report.at(
+            value.span(),
+            "client_secret must be `${ENV_VAR}` (or use client_secret_file); inline secrets are refused",
+        );
+        return None;
+    };
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+        _ => {
+            report.at(
+                value.span(),
+                format!("environment variable `{name}` is not set or empty"),
+            );
+            None
+        }
+    }
+}
+
+fn session_settings(report: &mut FileReport, raw: &file::SessionFile) -> SessionSettings {
+    let defaults = SessionSettings::default();
+    let mut pick = |v: &Option<Spanned<String>>, default: Duration| match v {
+        None => default,
+        Some(text) => match parse_duration(text) {
+            Ok(d) if d.as_secs() > 0 => d,
+            Ok(_) => {
+                report.at(text.span(), "must be longer than zero");
+                default
+            }
+            Err(msg) => {
+                report.at(text.span(), msg);
+                default
+            }
+        },
+    };
+    let settings = SessionSettings {
+        idle_timeout: pick(&raw.idle_timeout, defaults.idle_timeout),
+        absolute_timeout: pick(&raw.absolute_timeout, defaults.absolute_timeout),
+        revalidate_after: pick(&raw.revalidate_after, defaults.revalidate_after),
+    };
+    if settings.idle_timeout > settings.absolute_timeout {
+        if let Some(idle) = &raw.idle_timeout {
+            report.at(idle.span(), "idle_timeout cannot be longer than absolute_timeout");
+        }
+    }
+    settings
+}

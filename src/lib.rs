@@ -1,0 +1,18 @@
+//! jitgate: an identity-aware reverse proxy built on pingora.
+//!
+//! The request path lives in [`proxy`]; everything it calls is a module named for what it
+//! holds: [`config`] and [`policy`] (raw files -> validated types), [`session`] (cookies and
+//! the session cache), [`oidc`] (the relying party), [`login`] (jitgate's own endpoints under
+//! `/.jitgate/`), [`denial`] (every refusal mapped to an HTTP answer in one place), [`store`]
+//! (SQLite or PostgreSQL behind one trait) and [`audit`].
+
+pub mod clock;
+pub mod config;
+pub mod diagnostics;
+pub mod duration;
+pub mod identity;
+pub mod oidc;
+pub mod policy;
+pub mod random;
+pub mod session;
+pub mod store;

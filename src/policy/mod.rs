@@ -1,0 +1,459 @@
+//! Policy files: `policies/*.yaml -> PolicyFile (raw) -> validate -> PolicySet (ready to use)`.
+//!
+//! One file describes one app: the hosts it is served on, its upstream, the identity headers
+//! jitgate sends it, and ordered routes saying who may reach which paths. Anything no route
+//! allows is denied. `load_dir` validates every file and the set as a whole (an app name or a
+//! host claimed twice is an error) and reports all problems as `file:line:column: message`.
+//! A [`Permitted`] can only be made by [`AppPolicy::decide`], so code after the check cannot
+//! forget it.
+
+mod file;
+pub mod path_pattern;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http::header::HeaderName;
+use http::Method;
+use marked_yaml::Spanned;
+use url::Url;
+
+use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
+use crate::identity::{header_key, Identity};
+use file::PolicyFile;
+pub use path_pattern::{normalize_path, PathError, PathPattern};
+
+/// Headers that commonly carry identity to apps; always stripped from incoming requests, in
+/// addition to whatever a policy configures.
+pub const WELL_KNOWN_IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-remote-user",
+    "remote-user",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-jitgate-request-id",
+];
+
+/// Every app policy, indexed by host.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    apps: Vec<Arc<AppPolicy>>,
+    by_host: HashMap<String, usize>,
+}
+
+impl PolicySet {
+    pub fn new(apps: Vec<AppPolicy>) -> Self {
+        let mut by_host = HashMap::new();
+        for (i, app) in apps.iter().enumerate() {
+            for host in &app.hosts {
+                by_host.insert(host.clone(), i);
+            }
+        }
+        Self {
+            apps: apps.into_iter().map(Arc::new).collect(),
+            by_host,
+        }
+    }
+
+    /// The app served on `host` (already lower-cased, without port).
+    pub fn app_for_host(&self, host: &str) -> Option<&Arc<AppPolicy>> {
+        self.by_host.get(host).and_then(|&i| self.apps.get(i))
+    }
+
+    pub fn apps(&self) -> &[Arc<AppPolicy>] {
+        &self.apps
+    }
+}
+
+/// One app, validated.
+#[derive(Debug)]
+pub struct AppPolicy {
+    pub name: String,
+    pub source: PathBuf,
+    pub hosts: Vec<String>,
+    pub upstream: Upstream,
+    pub identity_headers: Vec<IdentityHeader>,
+    /// Lower-case, `-`-separated names of every header to strip from incoming requests.
+    pub strip_header_keys: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port` to connect to.
+    pub address: String,
+    pub tls: bool,
+    pub sni: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityHeader {
+    pub name: HeaderName,
+    pub claim: String,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub pattern: PathPattern,
+    pub pattern_text: String,
+    pub methods: Option<Vec<Method>>,
+    pub allow: Allow,
+    /// `file:line` of the route, for audit events and logs.
+    pub location: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Allow {
+    pub groups: Vec<String>,
+    pub users: Vec<String>,
+    pub any_authenticated: bool,
+}
+
+impl Allow {
+    fn admits(&self, identity: &Identity) -> bool {
+        self.any_authenticated
+            || self.users.iter().any(|u| *u == identity.username)
+            || self
+                .groups
+                .iter()
+                .any(|g| identity.groups.iter().any(|have| have == g))
+    }
+}
+
+/// Proof that a route allows this identity; only [`AppPolicy::decide`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Permitted {
+    route: usize,
+}
+
+impl Permitted {
+    pub fn route_index(&self) -> usize {
+        self.route
+    }
+}
+
+/// Why the policy refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteDenied {
+    /// No route covers this method and path.
+    NoRoute,
+    /// A route covers it but does not admit this user; carries the route's location.
+    NotAllowed { route: String },
+}
+
+impl AppPolicy {
+    /// The first route matching `method` and `normalized_path` decides; none means deny.
+    pub fn decide(
+        &self,
+        method: &Method,
+        normalized_path: &str,
+        identity: &Identity,
+    ) -> Result<Permitted, RouteDenied> {
+        let (index, route) = self
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| {
+                r.methods.as_ref().is_none_or(|m| m.contains(method))
+                    && r.pattern.matches(normalized_path)
+            })
+            .ok_or(RouteDenied::NoRoute)?;
+        if route.allow.admits(identity) {
+            Ok(Permitted { route: index })
+        } else {
+            Err(RouteDenied::NotAllowed {
+                route: route.location.clone(),
+            })
+        }
+    }
+}
+
+/// Loads and validates every `*.yaml` / `*.yml` file in `dir`.
+pub fn load_dir(dir: &Path) -> Result<PolicySet, Diagnostics> {
+    let mut problems = Diagnostics::default();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("yaml") | Some("yml")
+                    )
+            })
+            .collect(),
+        Err(e) => {
+            let mut report = FileReport::new(dir);
+            report.at_line(1, 1, format!("cannot read policies directory: {e}"));
+            return Err(report.finish(()).err().unwrap_or_default());
+        }
+    };
+    files.sort();
+    let mut apps = Vec::new();
+    let mut raw_hosts: HashMap<String, (String, PathBuf)> = HashMap::new();
+    let mut names: HashMap<String, PathBuf> = HashMap::new();
+    for path in &files {
+        match load_file(path) {
+            Ok((app, raw)) => {
+                let mut report = FileReport::new(path);
+                if let Some(first) = names.get(&app.name) {
+                    report.at(
+                        raw.app.span(),
+                        format!("app `{}` is already defined in {}", app.name, first.display()),
+                    );
+                } else {
+                    names.insert(app.name.clone(), path.clone());
+                }
+                for host in &raw.hosts {
+                    let key = host.to_ascii_lowercase();
+                    if let Some((other_app, other)) = raw_hosts.get(&key) {
+                        report.at(
+                            host.span(),
+                            format!(
+                                "host `{key}` is already served by app `{other_app}` ({})",
+                                other.display()
+                            ),
+                        );
+                    } else {
+                        raw_hosts.insert(key, (app.name.clone(), path.clone()));
+                    }
+                }
+                match report.finish(()) {
+                    Ok(()) => apps.push(app),
+                    Err(d) => problems.extend(d),
+                }
+            }
+            Err(d) => problems.extend(d),
+        }
+    }
+    if problems.is_empty() {
+        Ok(PolicySet::new(apps))
+    } else {
+        Err(problems)
+    }
+}
+
+fn load_file(path: &Path) -> Result<(AppPolicy, PolicyFile), Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut report = FileReport::new(path);
+        report.at_line(1, 1, format!("cannot read policy file: {e}"));
+        report.finish(()).err().unwrap_or_default()
+    })?;
+    let raw: PolicyFile = parse_yaml(path, &text)?;
+    let app = validate(path, &raw)?;
+    Ok((app, raw))
+}
+
+fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
+    let mut report = FileReport::new(path);
+    let name = raw.app.trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        report.at(
+            raw.app.span(),
+            "app name must be letters, digits, - or _ (it is used in URLs, logs and metrics)",
+        );
+    }
+    let mut hosts = Vec::new();
+    if raw.hosts.is_empty() {
+        report.at(raw.app.span(), "`hosts` needs at least one host name");
+    }
+    for host in &raw.hosts {
+        match valid_host(host) {
+            Ok(h) => hosts.push(h),
+            Err(msg) => report.at(host.span(), msg),
+        }
+    }
+    let upstream = upstream(&mut report, &raw.upstream);
+
+    let mut identity_headers = Vec::new();
+    let mut strip: Vec<String> = WELL_KNOWN_IDENTITY_HEADERS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut configured: Vec<_> = raw.identity.headers.iter().collect();
+    configured.sort_by_key(|(h, _)| h.span().start().map(|m| (m.line(), m.column())));
+    for (header, claim) in configured {
+        match identity_header_name(header) {
+            Ok(name) => {
+                let key = header_key(name.as_str());
+                if !strip.contains(&key) {
+                    strip.push(key);
+                }
+                if claim.trim().is_empty() {
+                    report.at(claim.span(), "name the claim this header carries");
+                }
+                identity_headers.push(IdentityHeader {
+                    name,
+                    claim: claim.trim().to_string(),
+                });
+            }
+            Err(msg) => report.at(header.span(), msg),
+        }
+    }
+
+    if raw.routes.is_empty() {
+        report.at(
+            raw.app.span(),
+            "`routes` is empty: nothing would be reachable (access is denied by default)",
+        );
+    }
+    let mut routes = Vec::new();
+    for route in &raw.routes {
+        let pattern = match PathPattern::parse(&route.path) {
+            Ok(p) => Some(p),
+            Err(msg) => {
+                report.at(route.path.span(), msg);
+                None
+            }
+        };
+        let mut methods = None;
+        if let Some(list) = &route.methods {
+            let mut parsed = Vec::new();
+            for m in list {
+                match m.to_ascii_uppercase().parse::<Method>() {
+                    Ok(method) if KNOWN_METHODS.contains(&method.as_str()) => parsed.push(method),
+                    _ => report.at(
+                        m.span(),
+                        format!("unknown method `{}`, expected one of {}", m.as_str(), KNOWN_METHODS.join(", ")),
+                    ),
+                }
+            }
+            if list.is_empty() {
+                report.at(route.path.span(), "`methods` is empty; leave it out to match every method");
+            }
+            methods = Some(parsed);
+        }
+        let allow = &route.allow;
+        let any_authenticated = allow.authenticated.as_ref().is_some_and(|a| **a);
+        if allow.groups.is_empty() && allow.users.is_empty() && !any_authenticated {
+            report.at(
+                route.path.span(),
+                "`allow` names nobody: give groups, users or `authenticated: true`",
+            );
+        }
+        let line = route.path.span().start().map(|m| m.line()).unwrap_or(1);
+        if let Some(pattern) = pattern {
+            routes.push(Route {
+                pattern,
+                pattern_text: route.path.as_str().to_string(),
+                methods,
+                allow: Allow {
+                    groups: trimmed(&allow.groups),
+                    users: trimmed(&allow.users),
+                    any_authenticated,
+                },
+                location: format!("{}:{}", path.display(), line),
+            });
+        }
+    }
+
+    match upstream {
+        Some(upstream) if !report.has_problems() => report.finish(AppPolicy {
+            name,
+            source: path.to_path_buf(),
+            hosts,
+            upstream,
+            identity_headers,
+            strip_header_keys: strip,
+            routes,
+        }),
+        _ => Err(report.finish(()).err().unwrap_or_default()),
+    }
+}
+
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+fn trimmed(list: &[Spanned<String>]) -> Vec<String> {
+    list.iter().map(|s| s.trim().to_string()).collect()
+}
+
+fn valid_host(host: &Spanned<String>) -> Result<String, String> {
+    let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(h)
+    } else {
+        Err(format!(
+            "`{}` is not a host name (no scheme, port or path: e.g. wiki.example.com)",
+            host.as_str()
+        ))
+    }
+}
+
+fn upstream(report: &mut FileReport, value: &Spanned<String>) -> Option<Upstream> {
+    let url = match Url::parse(value) {
+        Ok(url) => url,
+        Err(e) => {
+            report.at(value.span(), format!("upstream is not a URL: {e}"));
+            return None;
+        }
+    };
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            report.at(value.span(), format!("upstream must be http or https, not {other}"));
+            return None;
+        }
+    };
+    if url.path() != "/" || url.query().is_some() {
+        report.at(
+            value.span(),
+            "upstream must be an origin like http://10.0.0.5:8080 (paths are forwarded as requested)",
+        );
+        return None;
+    }
+    let host = url.host_str()?.to_string();
+    let port = url.port_or_known_default()?;
+    Some(Upstream {
+        address: format!("{host}:{port}"),
+        tls,
+        sni: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+    })
+}
+
+/// Header names jitgate may set; connection-level and credential headers are refused.
+fn identity_header_name(header: &Spanned<String>) -> Result<HeaderName, String> {
+    let name = HeaderName::from_bytes(header.trim().as_bytes())
+        .map_err(|_| format!("`{}` is not a valid header name", header.as_str()))?;
+    const RESERVED: &[&str] = &[
+        "host",
+        "cookie",
+        "authorization",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ];
+    if RESERVED.contains(&name.as_str()) {
+        return Err(format!(
+            "`{}` cannot carry identity: it is used by HTTP itself",
+            header.as_str()
+        ));
+    }
+    Ok(name)
+}

@@ -1,0 +1,199 @@
+//! Route path patterns and the request-path normalisation they are matched against.
+//!
+//! A pattern is a list of segments: a literal, `*` (exactly one segment) or a final `**`
+//! (zero or more segments, so `/admin/**` covers `/admin` and everything below it).
+//! Request paths are normalised before matching so that `/%61dmin` or `//admin` cannot slip
+//! past an `/admin/**` rule; paths whose meaning differs between servers (dot segments,
+//! encoded slashes, backslashes, control characters) are refused instead of guessed at.
+
+/// A compiled path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    segments: Vec<Segment>,
+    any_tail: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    One,
+}
+
+impl PathPattern {
+    /// Parses a pattern such as `/admin/**` or `/api/*/items`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(format!("path `{text}` must start with /"));
+        };
+        let mut segments = Vec::new();
+        let mut any_tail = false;
+        let parts: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        };
+        for (i, part) in parts.iter().enumerate() {
+            match *part {
+                "**" if i + 1 == parts.len() => any_tail = true,
+                "**" => return Err(format!("in `{text}`, `**` may only be the last segment")),
+                "*" => segments.push(Segment::One),
+                "" if i + 1 == parts.len() => {}
+                "" => return Err(format!("path `{text}` has an empty segment (`//`)")),
+                "." | ".." => return Err(format!("path `{text}` may not contain . or ..")),
+                p if p.contains('*') => {
+                    return Err(format!(
+                        "in `{text}`, `*` must be a whole segment (`/a/*/b` or a final `/**`)"
+                    ))
+                }
+                p if p.contains('%') || p.contains('?') || p.contains('#') => {
+                    return Err(format!(
+                        "path `{text}` must be written decoded, without %, ? or #"
+                    ))
+                }
+                p => segments.push(Segment::Literal(p.to_string())),
+            }
+        }
+        Ok(Self { segments, any_tail })
+    }
+
+    /// Matches a path already produced by [`normalize_path`].
+    pub fn matches(&self, normalized: &str) -> bool {
+        let mut parts = normalized.split('/').filter(|s| !s.is_empty());
+        for segment in &self.segments {
+            let Some(part) = parts.next() else {
+                return false;
+            };
+            if let Segment::Literal(lit) = segment {
+                if lit != part {
+                    return false;
+                }
+            }
+        }
+        self.any_tail || parts.next().is_none()
+    }
+}
+
+/// Why a request path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path must start with /")]
+    NotAbsolute,
+    #[error("the path contains an invalid percent-encoding")]
+    BadEncoding,
+    #[error("the path contains dot segments, encoded slashes, backslashes or control characters")]
+    Ambiguous,
+}
+
+/// Decodes the path part of a request target for matching (the query is dropped).
+///
+/// Percent-encoded octets are decoded; `//` runs collapse. Refused: `.`/`..` segments (also
+/// when encoded), `%2F`, `%5C`, `\`, `%00` and other control characters.
+pub fn normalize_path(target: &str) -> Result<String, PathError> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
+            let value = hex_pair(hex).ok_or(PathError::BadEncoding)?;
+            if value == b'/' || value == b'\\' {
+                return Err(PathError::Ambiguous);
+            }
+            decoded.push(value);
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    if decoded.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
+        return Err(PathError::Ambiguous);
+    }
+    let text = String::from_utf8(decoded).map_err(|_| PathError::BadEncoding)?;
+    let mut out = String::with_capacity(text.len());
+    for segment in text.split('/').filter(|s| !s.is_empty()) {
+        if segment == "." || segment == ".." {
+            return Err(PathError::Ambiguous);
+        }
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || text.ends_with('/') {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+fn hex_pair(hex: &[u8]) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    Some((digit(hex[0])? * 16 + digit(hex[1])?) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pat(s: &str) -> PathPattern {
+        PathPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn double_star_covers_the_prefix_and_everything_below() {
+        let p = pat("/admin/**");
+        assert!(p.matches("/admin"));
+        assert!(p.matches("/admin/"));
+        assert!(p.matches("/admin/users/1"));
+        assert!(!p.matches("/administrator"));
+        assert!(!p.matches("/"));
+        assert!(pat("/**").matches("/"));
+        assert!(pat("/**").matches("/x/y"));
+    }
+
+    #[test]
+    fn single_star_is_exactly_one_segment() {
+        let p = pat("/api/*/items");
+        assert!(p.matches("/api/7/items"));
+        assert!(!p.matches("/api/items"));
+        assert!(!p.matches("/api/7/8/items"));
+        assert!(pat("/").matches("/"));
+        assert!(!pat("/").matches("/x"));
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected_with_a_reason() {
+        for bad in ["admin", "/a/**/b", "/a*", "/a//b", "/../x", "/a%2Fb"] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn encoded_and_doubled_paths_normalize_before_matching() {
+        assert_eq!(normalize_path("/%61dmin/x?q=1").unwrap(), "/admin/x");
+        assert_eq!(normalize_path("//admin//x/").unwrap(), "/admin/x/");
+        assert_eq!(normalize_path("/").unwrap(), "/");
+        assert!(pat("/admin/**").matches(&normalize_path("//%61dmin").unwrap()));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for bad in [
+            "/a/../admin",
+            "/a/%2e%2e/admin",
+            "/a/./b",
+            "/a%2fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%00",
+            "/a%zz",
+            "/a%4",
+            "a/b",
+        ] {
+            assert!(normalize_path(bad).is_err(), "{bad}");
+        }
+    }
+}

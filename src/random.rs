@@ -1,0 +1,56 @@
+//! Unguessable tokens and their hashes.
+//!
+//! Session ids, login state, nonces and hand-off codes are 256-bit values from the operating
+//! system's CSPRNG, written base64url (43 characters). The store only keeps SHA-256 hashes of
+//! the ones that act as credentials, so a leaked database does not leak live sessions.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Length of a token as text.
+pub const TOKEN_LEN: usize = 43;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomError;
+
+/// A fresh 256-bit token, base64url without padding.
+pub fn token() -> Result<String, RandomError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| RandomError)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A short id for correlating one request across logs, pages and audit events.
+pub fn request_id() -> String {
+    let mut bytes = [0u8; 9];
+    match SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => URL_SAFE_NO_PAD.encode(bytes),
+        // A request id is not a secret; fall back to the clock rather than fail the request.
+        Err(_) => format!("t{}", crate::clock::now_ms()),
+    }
+}
+
+/// SHA-256 of a token, base64url: the form in which credentials are stored.
+pub fn hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
+}
+
+/// True if `text` has the exact shape of a token from [`token`].
+pub fn looks_like_token(text: &str) -> bool {
+    text.len() == TOKEN_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Constant-time comparison of two secrets.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a
+            .bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

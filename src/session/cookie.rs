@@ -1,0 +1,166 @@
+//! jitgate's cookies: names, attributes, and reading them from request headers.
+//!
+//! On HTTPS the session cookie is `__Host-jitgate` (Secure, HttpOnly, SameSite=Lax, Path=/,
+//! no Domain), so it is bound to exactly one host. Plain-HTTP deployments (the demo, tests on
+//! loopback) get `jitgate_session` without `Secure`, which browsers would otherwise drop. Our
+//! names never collide with an IdP's cookies on the same host (browsers ignore ports).
+
+use pingora_http::RequestHeader;
+
+use crate::random::looks_like_token;
+
+/// Which family of cookie names and attributes to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieNames {
+    pub secure: bool,
+}
+
+impl CookieNames {
+    pub fn session(&self) -> &'static str {
+        if self.secure {
+            "__Host-jitgate"
+        } else {
+            "jitgate_session"
+        }
+    }
+
+    /// Binds a login transaction to the browser that started it.
+    pub fn login_binding(&self) -> &'static str {
+        if self.secure {
+            "__Host-jitgate-login"
+        } else {
+            "jitgate_login"
+        }
+    }
+
+    fn attributes(&self, max_age: Option<i64>) -> String {
+        let mut attrs = String::from("; Path=/; HttpOnly; SameSite=Lax");
+        if self.secure {
+            attrs.push_str("; Secure");
+        }
+        if let Some(age) = max_age {
+            attrs.push_str(&format!("; Max-Age={age}"));
+        }
+        attrs
+    }
+
+    /// `Set-Cookie` value for a cookie; `None` max-age makes it a browser-session cookie.
+    pub fn set(&self, name: &str, value: &str, max_age: Option<i64>) -> String {
+        format!("{name}={value}{}", self.attributes(max_age))
+    }
+
+    /// `Set-Cookie` value that deletes a cookie.
+    pub fn clear(&self, name: &str) -> String {
+        format!("{name}={}", self.attributes(Some(0)))
+    }
+}
+
+/// What the request carries under one of our cookie names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieValue {
+    Absent,
+    /// Present and shaped like one of our tokens.
+    Token(String),
+    /// Present but not something jitgate ever issued (or sent twice with different values).
+    Malformed,
+}
+
+/// Reads cookie `name` from every `Cookie` header of the request.
+pub fn read(req: &RequestHeader, name: &str) -> CookieValue {
+    let mut found: Option<&str> = None;
+    for header in req.headers.get_all(http::header::COOKIE) {
+        let Ok(text) = header.to_str() else {
+            continue;
+        };
+        for pair in text.split(';') {
+            let Some((k, v)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if k != name {
+                continue;
+            }
+            let v = v.trim_matches('"');
+            match found {
+                Some(prev) if prev != v => return CookieValue::Malformed,
+                _ => found = Some(v),
+            }
+        }
+    }
+    match found {
+        None => CookieValue::Absent,
+        Some(v) if looks_like_token(v) => CookieValue::Token(v.to_string()),
+        Some(_) => CookieValue::Malformed,
+    }
+}
+
+/// Removes our own cookies from a request before it goes upstream: apps never see them.
+pub fn strip_own(req: &mut RequestHeader, names: CookieNames) {
+    let own = [names.session(), names.login_binding()];
+    let values: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .map(|text| {
+            text.split(';')
+                .map(str::trim)
+                .filter(|pair| {
+                    let name = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
+                    !own.contains(&name) && !pair.is_empty()
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    if !values.is_empty() {
+        // Folded into one header, as HTTP/1.1 upstreams expect.
+        let _ = req.insert_header(http::header::COOKIE, values.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+
+    fn req(cookies: &[&str]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for c in cookies {
+            r.append_header("Cookie", *c).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn reads_a_token_among_other_cookies() {
+        let r = req(&[&format!("a=1; jitgate_session={TOKEN}; b=2")]);
+        assert_eq!(read(&r, "jitgate_session"), CookieValue::Token(TOKEN.into()));
+        assert_eq!(read(&r, "other"), CookieValue::Absent);
+    }
+
+    #[test]
+    fn garbage_or_conflicting_copies_are_malformed() {
+        assert_eq!(read(&req(&["jitgate_session=short"]), "jitgate_session"), CookieValue::Malformed);
+        let two = req(&[&format!("jitgate_session={TOKEN}"), "jitgate_session=x"]);
+        assert_eq!(read(&two, "jitgate_session"), CookieValue::Malformed);
+    }
+
+    #[test]
+    fn own_cookies_never_reach_the_app() {
+        let mut r = req(&[&format!("a=1; jitgate_session={TOKEN}"), "jitgate_login=z; b=2"]);
+        strip_own(&mut r, CookieNames { secure: false });
+        assert_eq!(r.headers.get("cookie").unwrap(), "a=1; b=2");
+    }
+
+    #[test]
+    fn https_cookies_use_the_host_prefix_and_secure() {
+        let names = CookieNames { secure: true };
+        let set = names.set(names.session(), TOKEN, None);
+        assert!(set.starts_with("__Host-jitgate="));
+        assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Lax"));
+        assert!(!set.contains("Domain"));
+    }
+}

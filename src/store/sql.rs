@@ -1,0 +1,330 @@
+//! The [`Store`] implementation for SQLite and PostgreSQL, one SQL dialect for both.
+//!
+//! Queries use `$1` placeholders, which both databases accept, and only BIGINT/TEXT columns,
+//! so they run unchanged through sqlx's `Any` driver. SQLite is opened in WAL mode with a busy
+//! timeout so concurrent readers do not block the single writer.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use super::{
+    AuditEvent, Handoff, LoginTransaction, LogoutSelector, SessionRecord, Store, StoreError,
+};
+
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const SESSION_COLUMNS: &str = "id_hash, host, iss, sub, sid, identity, id_token, login_at, last_seen";
+
+impl SqlStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            (Backend::Sqlite, sqlite_url(path)?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Setup(
+                "store url must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+}
+
+/// Makes sure the database file's directory exists and asks SQLite to create the file.
+fn sqlite_url(path: &str) -> Result<String, StoreError> {
+    let file = path.split('?').next().unwrap_or(path);
+    if file != ":memory:" {
+        if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Setup(format!("cannot create data directory {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    Ok(if path.contains('?') {
+        format!("sqlite://{path}")
+    } else {
+        format!("sqlite://{path}?mode=rwc")
+    })
+}
+
+fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id_hash: row.try_get("id_hash")?,
+        host: row.try_get("host")?,
+        iss: row.try_get("iss")?,
+        sub: row.try_get("sub")?,
+        sid: row.try_get("sid")?,
+        identity: row.try_get("identity")?,
+        id_token: row.try_get("id_token")?,
+        login_at: row.try_get("login_at")?,
+        last_seen: row.try_get("last_seen")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn put_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&s.id_hash)
+        .bind(&s.host)
+        .bind(&s.iss)
+        .bind(&s.sub)
+        .bind(&s.sid)
+        .bind(&s.identity)
+        .bind(&s.id_token)
+        .bind(s.login_at)
+        .bind(s.last_seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"
+        ))
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn touch_session(&self, id_hash: &str, last_seen: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2 AND last_seen < $1")
+            .bind(last_seen)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_for_logout(
+        &self,
+        selector: LogoutSelector<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        // A token with both sid and sub ends that IdP session of that user; one with only sub
+        // ends every session of the user; one with only sid ends that IdP session.
+        let rows = match (selector.sub, selector.sid) {
+            (Some(sub), Some(sid)) => {
+                sqlx::query(
+                    "DELETE FROM sessions WHERE iss = $1 AND sub = $2 AND sid = $3 RETURNING id_hash",
+                )
+                .bind(selector.iss)
+                .bind(sub)
+                .bind(sid)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            (Some(sub), None) => {
+                sqlx::query("DELETE FROM sessions WHERE iss = $1 AND sub = $2 RETURNING id_hash")
+                    .bind(selector.iss)
+                    .bind(sub)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            (None, Some(sid)) => {
+                sqlx::query("DELETE FROM sessions WHERE iss = $1 AND sid = $2 RETURNING id_hash")
+                    .bind(selector.iss)
+                    .bind(sid)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            (None, None) => Vec::new(),
+        };
+        rows.iter()
+            .map(|r| r.try_get("id_hash").map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: i64,
+        login_before: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen < $1 OR login_at < $2")
+            .bind(idle_before)
+            .bind(login_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn put_login_transaction(&self, t: &LoginTransaction) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_transactions \
+             (state_hash, browser_hash, nonce, pkce_verifier, target_host, return_to, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.state_hash)
+        .bind(&t.browser_hash)
+        .bind(&t.nonce)
+        .bind(&t.pkce_verifier)
+        .bind(&t.target_host)
+        .bind(&t.return_to)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_login_transaction(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<LoginTransaction>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM login_transactions WHERE state_hash = $1 RETURNING \
+             state_hash, browser_hash, nonce, pkce_verifier, target_host, return_to, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(LoginTransaction {
+            state_hash: row.try_get("state_hash")?,
+            browser_hash: row.try_get("browser_hash")?,
+            nonce: row.try_get("nonce")?,
+            pkce_verifier: row.try_get("pkce_verifier")?,
+            target_host: row.try_get("target_host")?,
+            return_to: row.try_get("return_to")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn put_handoff(&self, h: &Handoff) -> Result<(), StoreError> {
+        let session = serde_json::to_string(&h.session)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO handoffs (code_hash, target_host, return_to, session, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&h.code_hash)
+        .bind(&h.target_host)
+        .bind(&h.return_to)
+        .bind(session)
+        .bind(h.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_handoff(&self, code_hash: &str) -> Result<Option<Handoff>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM handoffs WHERE code_hash = $1 \
+             RETURNING code_hash, target_host, return_to, session, expires_at",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session: String = row.try_get("session")?;
+        Ok(Some(Handoff {
+            code_hash: row.try_get("code_hash")?,
+            target_host: row.try_get("target_host")?,
+            return_to: row.try_get("return_to")?,
+            session: serde_json::from_str(&session)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (at_ms, kind, iss, sub, app, request_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.at_ms)
+        .bind(&e.kind)
+        .bind(&e.iss)
+        .bind(&e.sub)
+        .bind(&e.app)
+        .bind(&e.request_id)
+        .bind(&e.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, kind, iss, sub, app, request_id, detail FROM audit_events \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    at_ms: r.try_get("at_ms")?,
+                    kind: r.try_get("kind")?,
+                    iss: r.try_get("iss")?,
+                    sub: r.try_get("sub")?,
+                    app: r.try_get("app")?,
+                    request_id: r.try_get("request_id")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
