@@ -1,0 +1,146 @@
+//! Every refusal jitgate makes, and the one place it becomes an HTTP answer.
+//!
+//! Handlers return a [`Denial`] value; `Denial::response` decides the status, the short
+//! message and the headers. The request id is always included, so a user can report it and
+//! an operator can find the matching log line. Messages never echo tokens or cookies.
+
+use crate::pages;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No policy serves this host (nothing is forwarded).
+    UnknownHost,
+    /// Something in the request is malformed (cookie, path, callback parameters, token).
+    BadRequest(&'static str),
+    /// Our session cookie is not something jitgate issued; the answer clears it.
+    BadSessionCookie,
+    /// Not logged in: a browser navigation is sent to the login (the URL to go to).
+    LoginRedirect(String),
+    /// Not logged in, on a request we cannot redirect (not GET/HEAD).
+    LoginRequired,
+    /// Logged in, but no route of this app admits the user.
+    Forbidden { app: String },
+    /// The login did not complete (state/nonce mismatch, invalid ID token, IdP said no).
+    LoginFailed(&'static str),
+    /// The identity provider cannot be reached; never answered with a redirect.
+    IdpUnavailable,
+    /// The store cannot be reached.
+    StoreUnavailable,
+    /// The app's upstream failed to answer.
+    UpstreamUnavailable,
+    /// An unknown page under `/.jitgate/`.
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Internal,
+}
+
+/// A rendered refusal.
+pub struct DenialResponse {
+    pub status: u16,
+    pub body: String,
+    /// Extra `Set-Cookie` values (e.g. clearing a malformed cookie).
+    pub clear_cookie: bool,
+}
+
+impl Denial {
+    pub fn status(&self) -> u16 {
+        match self {
+            Denial::UnknownHost | Denial::NotFound => 404,
+            Denial::BadRequest(_) | Denial::BadSessionCookie | Denial::LoginFailed(_) => 400,
+            Denial::LoginRedirect(_) => 302,
+            Denial::LoginRequired => 401,
+            Denial::Forbidden { .. } => 403,
+            Denial::MethodNotAllowed => 405,
+            Denial::PayloadTooLarge => 413,
+            Denial::Internal => 500,
+            Denial::UpstreamUnavailable => 502,
+            Denial::IdpUnavailable | Denial::StoreUnavailable => 503,
+        }
+    }
+
+    /// The label used in metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Denial::UnknownHost => "unknown_host",
+            Denial::BadRequest(_) => "bad_request",
+            Denial::BadSessionCookie => "bad_session_cookie",
+            Denial::LoginRedirect(_) => "login_redirect",
+            Denial::LoginRequired => "login_required",
+            Denial::Forbidden { .. } => "forbidden",
+            Denial::LoginFailed(_) => "login_failed",
+            Denial::IdpUnavailable => "idp_unavailable",
+            Denial::StoreUnavailable => "store_unavailable",
+            Denial::NotFound => "not_found",
+            Denial::MethodNotAllowed => "method_not_allowed",
+            Denial::PayloadTooLarge => "payload_too_large",
+            Denial::Internal => "internal",
+            Denial::UpstreamUnavailable => "upstream_unavailable",
+        }
+    }
+
+    pub fn response(&self, request_id: &str) -> DenialResponse {
+        let (title, message) = match self {
+            Denial::UnknownHost => (
+                "Unknown site",
+                "No application is served at this address.".to_string(),
+            ),
+            Denial::BadRequest(why) => ("Bad request", format!("The request was refused: {why}.")),
+            Denial::BadSessionCookie => (
+                "Bad request",
+                "Your session cookie is not valid. It has been cleared; please reload the page."
+                    .to_string(),
+            ),
+            Denial::LoginRedirect(_) => (
+                "Sign-in required",
+                "Redirecting you to sign in.".to_string(),
+            ),
+            Denial::LoginRequired => (
+                "Sign-in required",
+                "Please sign in, then try again.".to_string(),
+            ),
+            Denial::Forbidden { app } => (
+                "Access denied",
+                format!("You are signed in, but your account may not open this page of {app}."),
+            ),
+            Denial::LoginFailed(why) => (
+                "Sign-in failed",
+                format!("The sign-in could not be completed ({why}). Please start again."),
+            ),
+            Denial::IdpUnavailable => (
+                "Sign-in is unavailable",
+                "The identity provider cannot be reached right now. Please try again in a minute."
+                    .to_string(),
+            ),
+            Denial::StoreUnavailable => (
+                "Temporarily unavailable",
+                "jitgate cannot reach its session store right now. Please try again shortly."
+                    .to_string(),
+            ),
+            Denial::NotFound => ("Not found", "There is no such page.".to_string()),
+            Denial::MethodNotAllowed => (
+                "Method not allowed",
+                "This page does not accept that kind of request.".to_string(),
+            ),
+            Denial::PayloadTooLarge => ("Request too large", "The request body is too large.".to_string()),
+            Denial::UpstreamUnavailable => (
+                "Application unavailable",
+                "The application did not answer. Please try again shortly.".to_string(),
+            ),
+            Denial::Internal => (
+                "Something went wrong",
+                "jitgate hit an internal error. Please try again.".to_string(),
+            ),
+        };
+        let retry = if matches!(self, Denial::LoginFailed(_) | Denial::Forbidden { .. }) {
+            "<p><a href=\"/.jitgate/logout\">Sign out</a> or <a href=\"/\">start again</a>.</p>"
+        } else {
+            ""
+        };
+        DenialResponse {
+            status: self.status(),
+            body: pages::render(title, &message, retry, request_id),
+            clear_cookie: matches!(self, Denial::BadSessionCookie),
+        }
+    }
+}

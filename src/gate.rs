@@ -1,0 +1,68 @@
+//! Everything a request can reach, built once at start-up from a validated config.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::oidc::logout_token::ReplayGuard;
+use crate::oidc::{Oidc, OidcError};
+use crate::policy::PolicySet;
+use crate::session::cookie::CookieNames;
+use crate::session::Sessions;
+use crate::store::{Store, StoreError};
+
+/// How many sessions one replica keeps in memory at most.
+pub const SESSION_CACHE_CAPACITY: u64 = 1_000_000;
+
+pub struct Gate {
+    pub config: Config,
+    pub policies: ArcSwap<PolicySet>,
+    pub sessions: Sessions,
+    pub oidc: Oidc,
+    pub store: Arc<dyn Store>,
+    pub audit: Audit,
+    pub metrics: Metrics,
+    pub cookies: CookieNames,
+    pub logout_replay: ReplayGuard,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl Gate {
+    pub fn new(
+        config: Config,
+        policies: PolicySet,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, GateError> {
+        let oidc = Oidc::new(config.idp.clone(), &config.public.base)?;
+        Ok(Self {
+            sessions: Sessions::new(store.clone(), config.session, SESSION_CACHE_CAPACITY),
+            audit: Audit::new(store.clone()),
+            metrics: Metrics::new()?,
+            cookies: CookieNames {
+                secure: config.public.https,
+            },
+            policies: ArcSwap::from_pointee(policies),
+            logout_replay: ReplayGuard::default(),
+            oidc,
+            store,
+            config,
+        })
+    }
+
+    /// True if `host` is where jitgate's login callback and back-channel logout live.
+    pub fn is_auth_host(&self, host: &str) -> bool {
+        host == self.config.public.host
+    }
+}

@@ -1,0 +1,389 @@
+//! The request path: jitgate's `ProxyHttp` implementation.
+//!
+//! ```text
+//! request_filter      request id; strip spoofed identity headers; host -> app (404);
+//!                     /.jitgate/* -> login::handle; path normalised (400);
+//!                     cookie -> session (cache, else store) -> login redirect / 401;
+//!                     route decision (403); set identity headers; drop our cookies
+//! upstream_peer       the app's upstream from its policy
+//! response_filter     X-Request-Id on every answer
+//! fail_to_proxy       upstream errors -> our 502 page with the request id
+//! logging             metrics: outcome, decision latency
+//! ```
+//! Every refusal is a [`Denial`] value, turned into a response by `send_denial` only.
+//! Nothing here touches the network or the store when the session is in the cache.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Method;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use serde_json::json;
+
+use crate::audit::{AuditKind, Subject};
+use crate::denial::Denial;
+use crate::gate::Gate;
+use crate::identity;
+use crate::login::{self, OwnRequest, Reply};
+use crate::policy::{normalize_path, AppPolicy, RouteDenied};
+use crate::random;
+use crate::session::cookie::{self, CookieValue};
+use crate::session::SessionEnd;
+
+/// Per-request state.
+pub struct RequestCtx {
+    request_id: String,
+    started: Instant,
+    app: Option<Arc<AppPolicy>>,
+    outcome: &'static str,
+}
+
+pub struct JitgateProxy {
+    pub gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl ProxyHttp for JitgateProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_id: random::request_id(),
+            started: Instant::now(),
+            app: None,
+            outcome: "forwarded",
+        }
+    }
+
+    /// Runs once the request head is read. `Ok(true)` means we answered it ourselves.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        match self.admit(session, ctx).await {
+            Ok(None) => Ok(false),
+            Ok(Some(reply)) => {
+                ctx.outcome = "own_endpoint";
+                self.send_reply(session, ctx, reply).await?;
+                Ok(true)
+            }
+            Err(denial) => {
+                ctx.outcome = denial.kind();
+                self.send_denial(session, ctx, &denial).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Where a permitted request goes: the upstream of the app that admitted it.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let app = ctx.app.as_ref().ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "no app was admitted for this request")
+        })?;
+        let upstream = &app.upstream;
+        Ok(Box::new(HttpPeer::new(
+            upstream.address.as_str(),
+            upstream.tls,
+            upstream.sni.clone(),
+        )))
+    }
+
+    /// Runs on the upstream's response head before it goes to the browser.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    /// The upstream failed (connect, timeout, reset): answer with our page, not a bare 502.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ if matches!(e.esource(), pingora_error::ErrorSource::Downstream) => 0,
+            _ => 502,
+        };
+        if code == 502 {
+            ctx.outcome = "upstream_error";
+            tracing::warn!(request_id = %ctx.request_id, error = %e, "upstream failed");
+            let _ = self
+                .send_denial(session, ctx, &Denial::UpstreamUnavailable)
+                .await;
+        } else if code > 0 {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// After the response: metrics only (audit events were written where they happened).
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
+        let metrics = &self.gate.metrics;
+        metrics.requests.with_label_values(&[app, ctx.outcome]).inc();
+    }
+}
+
+impl JitgateProxy {
+    /// Decides what happens to a request: `Ok(None)` forwards it (identity headers set),
+    /// `Ok(Some(reply))` is an answer from our own endpoints, `Err` a refusal.
+    async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Reply>, Denial> {
+        let gate = &self.gate;
+        let host = request_host(session.req_header()).ok_or(Denial::BadRequest("missing or invalid Host"))?;
+        let policies = gate.policies.load();
+        let app = policies.app_for_host(&host).cloned();
+        match &app {
+            Some(app) => identity::strip_spoofed(session.req_header_mut(), &app.strip_header_keys),
+            None => identity::strip_well_known(session.req_header_mut()),
+        }
+
+        let req = session.req_header();
+        let path = req.uri.path();
+        if let Some(endpoint) = path.strip_prefix(login::PREFIX) {
+            if app.is_none() && !gate.is_auth_host(&host) {
+                return Err(Denial::UnknownHost);
+            }
+            let endpoint = endpoint.to_string();
+            let body = if endpoint == "backchannel-logout" {
+                Some(read_body(session, login::MAX_LOGOUT_BODY).await?)
+            } else {
+                None
+            };
+            let req = session.req_header();
+            let own = OwnRequest {
+                method: &req.method,
+                host: &host,
+                endpoint: &endpoint,
+                query: req.uri.query(),
+                header: req,
+                request_id: &ctx.request_id,
+                body,
+            };
+            return login::handle(gate, own).await.map(Some);
+        }
+
+        let app = app.ok_or(Denial::UnknownHost)?;
+        ctx.app = Some(app.clone());
+        let normalized = normalize_path(path).map_err(|_| Denial::BadRequest("ambiguous or malformed path"))?;
+
+        let token = match cookie::read(req, gate.cookies.session()) {
+            CookieValue::Token(t) => t,
+            CookieValue::Absent => return Err(self.login_required(req, &host)),
+            CookieValue::Malformed => return Err(Denial::BadSessionCookie),
+        };
+        let active = match gate.sessions.resolve(&token, &host).await {
+            Ok(Ok(active)) => active,
+            Ok(Err(end)) => {
+                if matches!(end, SessionEnd::IdleTimeout | SessionEnd::AbsoluteTimeout) {
+                    gate.audit.record_in_background(
+                        AuditKind::SessionExpired,
+                        Subject {
+                            app: Some(&app.name),
+                            request_id: Some(&ctx.request_id),
+                            ..Subject::default()
+                        },
+                        json!({ "reason": format!("{end:?}") }),
+                    );
+                }
+                return Err(self.login_required(req, &host));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                return Err(Denial::StoreUnavailable);
+            }
+        };
+
+        let identity = &active.identity;
+        if let Err(denied) = app.decide(&req.method, &normalized, identity) {
+            gate.metrics.decisions.with_label_values(&[&app.name, "deny"]).inc();
+            let route = match &denied {
+                RouteDenied::NoRoute => "no matching route".to_string(),
+                RouteDenied::NotAllowed { route } => route.clone(),
+            };
+            gate.audit.record_in_background(
+                AuditKind::AccessDenied,
+                Subject {
+                    iss: Some(&identity.iss),
+                    sub: Some(&identity.sub),
+                    app: Some(&app.name),
+                    request_id: Some(&ctx.request_id),
+                },
+                json!({ "method": req.method.as_str(), "path": normalized, "route": route }),
+            );
+            return Err(Denial::Forbidden {
+                app: app.name.clone(),
+            });
+        }
+        gate.metrics.decisions.with_label_values(&[&app.name, "allow"]).inc();
+
+        let cookies = gate.cookies;
+        let req = session.req_header_mut();
+        identity::set_identity_headers(req, &app, identity).map_err(|_| Denial::Internal)?;
+        cookie::strip_own(req, cookies);
+        req.insert_header("x-jitgate-request-id", ctx.request_id.as_str())
+            .map_err(|_| Denial::Internal)?;
+        gate.metrics
+            .decision_latency
+            .with_label_values(&[&app.name])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        Ok(None)
+    }
+
+    fn login_required(&self, req: &RequestHeader, host: &str) -> Denial {
+        if req.method == Method::GET || req.method == Method::HEAD {
+            let target = req
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            Denial::LoginRedirect(login::login_redirect(&self.gate, host, target))
+        } else {
+            Denial::LoginRequired
+        }
+    }
+
+    async fn send_reply(&self, session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<()> {
+        match reply {
+            Reply::Redirect { location, cookies } => {
+                let mut resp = ResponseHeader::build(302, Some(4))?;
+                resp.insert_header("location", location)?;
+                for c in cookies {
+                    resp.append_header("set-cookie", c)?;
+                }
+                write(session, ctx, resp, None).await
+            }
+            Reply::Page { status, html, cookies } => {
+                let mut resp = ResponseHeader::build(status, Some(4))?;
+                resp.insert_header("content-type", "text/html; charset=utf-8")?;
+                for c in cookies {
+                    resp.append_header("set-cookie", c)?;
+                }
+                write(session, ctx, resp, Some(Bytes::from(html))).await
+            }
+            Reply::Empty { status } => {
+                let resp = ResponseHeader::build(status, Some(4))?;
+                write(session, ctx, resp, None).await
+            }
+        }
+    }
+
+    /// The one place a [`Denial`] becomes an HTTP response.
+    async fn send_denial(&self, session: &mut Session, ctx: &RequestCtx, denial: &Denial) -> Result<()> {
+        if let Denial::LoginRedirect(location) = denial {
+            let mut resp = ResponseHeader::build(302, Some(4))?;
+            resp.insert_header("location", location.as_str())?;
+            return write(session, ctx, resp, None).await;
+        }
+        let rendered = denial.response(&ctx.request_id);
+        let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
+        resp.insert_header("content-type", "text/html; charset=utf-8")?;
+        if rendered.clear_cookie {
+            let cookies = self.gate.cookies;
+            resp.append_header("set-cookie", cookies.clear(cookies.session()))?;
+        }
+        write(session, ctx, resp, Some(Bytes::from(rendered.body))).await
+    }
+}
+
+/// Writes a complete response of our own, with the headers every such answer carries.
+async fn write(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    mut resp: ResponseHeader,
+    body: Option<Bytes>,
+) -> Result<()> {
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    resp.insert_header("referrer-policy", "no-referrer")?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    resp.insert_header("x-frame-options", "DENY")?;
+    let head_only = session.req_header().method == Method::HEAD;
+    let len = body.as_ref().map(|b| b.len()).unwrap_or(0);
+    resp.insert_header("content-length", len.to_string())?;
+    match body {
+        Some(body) if !head_only && !body.is_empty() => {
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(body), true).await
+        }
+        _ => session.write_response_header(Box::new(resp), true).await,
+    }
+}
+
+/// Reads a small request body completely, refusing anything larger than `limit`.
+async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Denial> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(Denial::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(body)),
+            Err(_) => return Err(Denial::BadRequest("the request body could not be read")),
+        }
+    }
+}
+
+/// The request's host, lower case, without port: from `Host`, or the URI under HTTP/2.
+pub fn request_host(req: &RequestHeader) -> Option<String> {
+    let raw = match req.headers.get(http::header::HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => req.uri.authority()?.as_str(),
+    };
+    let host = if raw.starts_with('[') {
+        // IPv6 literal: keep the brackets, drop the port.
+        raw.split_once(']').map(|(h, _)| &raw[..=h.len()])?
+    } else {
+        raw.rsplit_once(':').map(|(h, _)| h).unwrap_or(raw)
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'));
+    valid.then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_host;
+    use pingora_http::RequestHeader;
+
+    fn with_host(h: &str) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        r.insert_header("Host", h).unwrap();
+        r
+    }
+
+    #[test]
+    fn host_is_lowercased_without_port() {
+        assert_eq!(request_host(&with_host("Wiki.Example.TEST:8443")).as_deref(), Some("wiki.example.test"));
+        assert_eq!(request_host(&with_host("wiki.example.test.")).as_deref(), Some("wiki.example.test"));
+        assert_eq!(request_host(&with_host("[::1]:80")).as_deref(), Some("[::1]"));
+        assert_eq!(request_host(&with_host("bad host")), None);
+        assert_eq!(request_host(&with_host("evil/x")), None);
+    }
+}
