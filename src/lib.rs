@@ -23,3 +23,7 @@ pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;
+pub mod admin;
+pub mod reload;
+pub mod server;
+pub mod demo;

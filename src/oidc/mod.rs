@@ -45,7 +45,7 @@ pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 const CLOCK_SKEW: i64 = 120;
 /// An ID token issued longer ago than this is not a fresh login.
 const MAX_ID_TOKEN_AGE: i64 = 600;
-const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
 const JWKS_REFRESH_MIN: Duration = Duration::from_secs(10);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -1,0 +1,67 @@
+//! The demo app behind jitgate: a page that shows exactly which headers it received.
+//!
+//! It stands in for a legacy app in `jitgate demo` and in the tests (which read its JSON
+//! answer to see what reached the upstream).
+
+use async_trait::async_trait;
+use http::Response;
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use serde_json::{json, Map, Value};
+
+use crate::pages::escape;
+
+pub struct EchoApp;
+
+#[async_trait]
+impl ServeHttp for EchoApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let mut headers = Map::new();
+        for (name, value) in req.headers.iter() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            match headers.get_mut(name.as_str()) {
+                Some(Value::Array(list)) => list.push(Value::String(value)),
+                _ => {
+                    headers.insert(name.as_str().to_string(), json!([value]));
+                }
+            }
+        }
+        let echo = json!({
+            "method": req.method.as_str(),
+            "path": req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            "headers": headers,
+        });
+        let wants_json = req
+            .headers
+            .get("accept")
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+        let (content_type, body) = if wants_json {
+            ("application/json", echo.to_string())
+        } else {
+            let user = headers
+                .get("x-forwarded-user")
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_str)
+                .unwrap_or("(nobody)");
+            (
+                "text/html; charset=utf-8",
+                format!(
+                    "<!doctype html><title>demo app</title><h1>Hello, {}</h1>\
+                     <p>This is the demo app behind jitgate. It received:</p><pre>{}</pre>\
+                     <p><a href=\"/admin\">/admin</a> (wiki-admins only) · \
+                     <a href=\"/.jitgate/logout\">sign out</a></p>",
+                    escape(user),
+                    escape(&serde_json::to_string_pretty(&echo).unwrap_or_default())
+                ),
+            )
+        };
+        Response::builder()
+            .status(200)
+            .header("content-type", content_type)
+            .header("content-length", body.len())
+            .body(body.into_bytes())
+            .unwrap_or_default()
+    }
+}

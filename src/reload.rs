@@ -1,0 +1,101 @@
+//! Reloading policy files without a restart.
+//!
+//! On SIGHUP, and when any file in the policies directory changes (polled every two
+//! seconds), the whole directory is validated again. A valid set replaces the running one in
+//! a single atomic swap, so a request sees either the old set or the new one, never a mix. An
+//! invalid set changes nothing: the old one keeps running and every problem is logged with
+//! its `file:line:column`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::gate::Gate;
+use crate::policy;
+
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// What a reload did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Applied { apps: usize },
+    Rejected { problems: Vec<String> },
+}
+
+/// Validates the policies directory again and swaps it in if valid.
+pub fn reload_now(gate: &Gate) -> ReloadOutcome {
+    match policy::load_dir(&gate.config.policies_dir) {
+        Ok(set) => {
+            let apps = set.apps().len();
+            gate.policies.store(Arc::new(set));
+            gate.metrics.policy_reloads.with_label_values(&["applied"]).inc();
+            tracing::info!(apps, "policy files reloaded");
+            ReloadOutcome::Applied { apps }
+        }
+        Err(problems) => {
+            gate.metrics.policy_reloads.with_label_values(&["rejected"]).inc();
+            let problems: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+            for p in &problems {
+                tracing::error!(problem = %p, "policy reload rejected; the previous policies stay in force");
+            }
+            ReloadOutcome::Rejected { problems }
+        }
+    }
+}
+
+/// A fingerprint of the directory: names, sizes and modification times.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        meta.len(),
+                        meta.modified().ok(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+/// Runs forever: reloads on SIGHUP and on file changes.
+pub async fn watch(gate: Arc<Gate>) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; policy reload on file change only");
+            None
+        }
+    };
+    let mut seen = fingerprint(&gate.config.policies_dir);
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    loop {
+        let by_signal = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = fingerprint(&gate.config.policies_dir);
+        if by_signal || now != seen {
+            seen = now;
+            reload_now(&gate);
+        }
+    }
+}
+
+/// Deletes expired sessions from the store every few minutes.
+pub async fn sweep_sessions(gate: Arc<Gate>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        match gate.sessions.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+}
