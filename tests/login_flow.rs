@@ -1,0 +1,173 @@
+//! The browser login through a real OpenID Provider, and what reaches the app afterwards.
+
+mod support;
+
+use support::{echoed_headers, Jitgate, Options, ALICE, BOB, MALLORY};
+
+
+#[test]
+fn login_returns_to_the_original_path_with_identity_headers() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    let chain = browser.login(&jg.app_url("/docs/page?id=7"), &ALICE);
+    let last = chain.last().unwrap();
+    assert_eq!(last.status, 200, "{last:?}");
+    assert_eq!(last.url, jg.app_url("/docs/page?id=7"));
+    let headers = echoed_headers(last);
+    assert_eq!(headers["x-forwarded-user"], serde_json::json!(["alice"]));
+    assert_eq!(headers["x-forwarded-email"], serde_json::json!(["alice@example.test"]));
+    assert_eq!(headers["x-forwarded-groups"], serde_json::json!(["engineering,wiki-admins"]));
+    // jitgate's own cookies never reach the app.
+    let cookies = headers.get("cookie").map(|c| c.to_string()).unwrap_or_default();
+    assert!(!cookies.contains("jitgate"), "{cookies}");
+    // A second request is served from the session without another login.
+    let again = browser.get_json(&jg.app_url("/other"));
+    assert_eq!(again.status, 200);
+    assert!(jg.audit_kinds().contains(&"login".to_string()));
+}
+
+#[test]
+fn anonymous_request_is_sent_to_login_and_nothing_is_forwarded() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    let page = browser.get_json(&jg.app_url("/secret?q=1"));
+    assert_eq!(page.status, 302);
+    let location = page.location.unwrap();
+    assert!(
+        location.starts_with(&jg.auth_url("/.jitgate/login?host=wiki.example.test&rd=%2Fsecret%3Fq%3D1")),
+        "{location}"
+    );
+    // Non-navigation requests get a 401 instead of a redirect that would lose the body.
+    let post = browser.request("POST", &jg.app_url("/api/save"));
+    assert_eq!(post.status, 401);
+    assert!(post.body.contains("Request id"), "{}", post.body);
+}
+
+#[test]
+fn user_outside_the_allowed_groups_gets_a_403_page() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    let chain = browser.login(&jg.app_url("/"), &MALLORY);
+    let last = chain.last().unwrap();
+    assert_eq!(last.status, 403, "{last:?}");
+    assert!(last.body.contains("Access denied"));
+    let rid = last.headers.get("x-request-id").expect("request id header");
+    assert!(last.body.contains(rid.as_str()));
+    assert!(jg.audit_kinds().contains(&"access_denied".to_string()));
+}
+
+#[test]
+fn routes_are_matched_in_order_with_default_deny() {
+    let jg = Jitgate::start(Options::default());
+    let bob = jg.browser();
+    assert_eq!(bob.login(&jg.app_url("/"), &BOB).last().unwrap().status, 200);
+    assert_eq!(bob.get_json(&jg.app_url("/admin")).status, 403);
+    assert_eq!(bob.get_json(&jg.app_url("/admin/users")).status, 403);
+    // Encodings and doubled slashes cannot sneak past the admin rule.
+    assert_eq!(bob.get_json(&jg.app_url("/%61dmin/users")).status, 403);
+    assert_eq!(bob.get_json(&jg.app_url("//admin")).status, 403);
+    // Dot segments are refused before anything else (clients normalise them, so send raw).
+    for path in ["/x/../admin", "/x/%2e%2e/admin", "/a%2fb", "/a%00b"] {
+        let answer = support::raw_request(
+            jg.port,
+            &format!("GET {path} HTTP/1.1\r\nHost: wiki.example.test\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("Request id"), "{path}: {answer}");
+    }
+    let alice = jg.browser();
+    assert_eq!(alice.login(&jg.app_url("/admin"), &ALICE).last().unwrap().status, 200);
+}
+
+#[test]
+fn spoofed_identity_headers_never_reach_the_upstream() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &BOB);
+    let page = browser.get_with(
+        &jg.app_url("/"),
+        &[
+            ("X-Forwarded-User", "admin"),
+            ("x-forwarded-user", "admin2"),
+            ("X_Forwarded_User", "admin3"),
+            ("X-FORWARDED-GROUPS", "wiki-admins"),
+            ("x-forwarded_email", "ceo@example.test"),
+            ("X-Remote-User", "root"),
+            ("X-Unrelated", "kept"),
+        ],
+    );
+    assert_eq!(page.status, 200);
+    let headers = echoed_headers(&page);
+    assert_eq!(headers["x-forwarded-user"], serde_json::json!(["bob"]));
+    assert_eq!(headers["x-forwarded-groups"], serde_json::json!(["support"]));
+    assert_eq!(headers["x-forwarded-email"], serde_json::json!(["bob@example.test"]));
+    for (name, _) in &headers {
+        assert!(!name.contains('_'), "underscore variant reached the app: {name}");
+    }
+    assert!(!headers.contains_key("x-remote-user"));
+    assert_eq!(headers["x-unrelated"], serde_json::json!(["kept"]));
+}
+
+#[test]
+fn a_host_no_policy_serves_gets_404() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    let url = format!("http://unknown.example.test:{}/", jg.port);
+    let page = browser.get_with(&url, &[("X-Forwarded-User", "admin")]);
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("Request id"));
+    assert!(!page.body.contains("headers"), "looks forwarded: {}", page.body);
+}
+
+#[test]
+fn open_redirects_after_login_are_refused() {
+    let jg = Jitgate::start(Options::default());
+    for rd in ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/%0a/x\\y"] {
+        let browser = jg.browser();
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("host", "wiki.example.test")
+            .append_pair("rd", rd)
+            .finish();
+        let chain = browser.login(&jg.auth_url(&format!("/.jitgate/login?{query}")), &ALICE);
+        let last = chain.last().unwrap();
+        assert_eq!(last.url, jg.app_url("/"), "rd {rd:?} led to {}", last.url);
+        assert!(chain.iter().all(|p| !p.url.contains("evil")), "rd {rd:?}");
+    }
+    // A login for a host jitgate does not serve is refused outright.
+    let page = jg.browser().get(&jg.auth_url("/.jitgate/login?host=evil.example&rd=/"));
+    assert_eq!(page.status, 400);
+}
+
+#[test]
+fn logout_ends_the_session_and_signs_out_at_the_idp() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &ALICE);
+    let out = browser.get(&jg.app_url("/.jitgate/logout"));
+    assert_eq!(out.status, 302);
+    let idp = jg.idp.as_ref().unwrap();
+    let location = out.location.clone().unwrap();
+    assert!(location.starts_with(&format!("{}/session/end", idp.issuer)), "{location}");
+    assert!(location.contains("id_token_hint="));
+    assert!(location.contains("post_logout_redirect_uri="));
+    assert!(out.set_cookies.iter().any(|c| c.starts_with("jitgate_session=;")));
+    // The session is gone server-side, whatever the browser still holds.
+    let after = browser.get_json(&jg.app_url("/"));
+    assert_eq!(after.status, 302);
+    assert!(after.location.unwrap().contains("/.jitgate/login"));
+    assert!(jg.audit_kinds().contains(&"logout".to_string()));
+}
+
+#[test]
+fn one_login_serves_the_auth_host_and_app_hosts_with_separate_cookies() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    let chain = browser.login(&jg.app_url("/"), &ALICE);
+    let handoff = chain
+        .iter()
+        .find(|p| p.url.contains("/.jitgate/handoff"))
+        .expect("hand-off hop");
+    // The hand-off code is single-use.
+    let replay = jg.browser().get(&handoff.url);
+    assert_eq!(replay.status, 400);
+}
