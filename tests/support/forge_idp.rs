@@ -61,6 +61,20 @@ impl ForgeIdp {
         *self.scenario.lock().unwrap() = scenario;
     }
 
+    /// Signs anything with the key the forge publishes (so jitgate trusts the signature).
+    pub fn sign_trusted(&self, header: &Value, claims: &Value) -> String {
+        self.key.sign(header, claims).unwrap()
+    }
+
+    /// Signs with a key jitgate has never seen.
+    pub fn sign_rogue(&self, header: &Value, claims: &Value) -> String {
+        self.rogue_other_kid.sign(header, claims).unwrap()
+    }
+
+    pub fn issuer(&self) -> String {
+        self.issuer.lock().unwrap().clone()
+    }
+
     fn id_token(&self) -> String {
         let issuer = self.issuer.lock().unwrap().clone();
         let nonce = self.nonce.lock().unwrap().clone();
