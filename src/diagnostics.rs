@@ -112,7 +112,20 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
 ) -> Result<T, Diagnostics> {
     let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
     marked_yaml::from_yaml_with_options(0, text, options).map_err(|e| {
-        let (line, column, message) = describe_yaml_error(&e);
+        let (mut line, mut column, mut message) = describe_yaml_error(&e);
+        if let FromYamlError::FromNode(node_error) = &e {
+            if let Some(path) = node_error.path() {
+                // Point at the offending key or value rather than the enclosing mapping.
+                let options = marked_yaml::LoaderOptions::default();
+                if let Some((l, c)) = marked_yaml::parse_yaml_with_options(0, text, options)
+                    .ok()
+                    .and_then(|root| locate(&root, path))
+                {
+                    (line, column) = (l, c);
+                }
+                message = format!("{message} (at `{path}`)");
+            }
+        }
         Diagnostics(vec![Diagnostic {
             file: file.to_path_buf(),
             line,
@@ -142,7 +155,7 @@ fn describe_yaml_error(e: &FromYamlError) -> (usize, usize, String) {
                 LoadError::DuplicateKey(inner) => {
                     format!("key `{}` appears twice", inner.key.as_str())
                 }
-                LoadError::ScanError(_, scan) => format!("invalid YAML: {scan}"),
+                LoadError::ScanError(_, scan) => format!("invalid YAML: {}", scan.info()),
                 other => format!("invalid YAML: {}", strip_marker(&other.to_string())),
             };
             (line, column, message)
@@ -167,6 +180,34 @@ fn describe_yaml_error(e: &FromYamlError) -> (usize, usize, String) {
             (line, column, message)
         }
     }
+}
+
+/// Finds the node a serde path such as `routes[1].allow` names; returns its line and column.
+/// For a mapping key, the key's own position is returned.
+fn locate(root: &marked_yaml::Node, path: &str) -> Option<(usize, usize)> {
+    let mut node = root;
+    let mut position = None;
+    for segment in path.split('.') {
+        let (key, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        if !key.is_empty() {
+            let mapping = node.as_mapping()?;
+            let (k, v) = mapping.iter().find(|(k, _)| k.as_str() == key)?;
+            position = k.span().start().map(|m| (m.line(), m.column()));
+            node = v;
+        }
+        for index in indexes
+            .split(['[', ']'])
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse::<usize>().ok())
+        {
+            node = node.as_sequence()?.get_node(index)?;
+            position = node.span().start().map(|m| (m.line(), m.column()));
+        }
+    }
+    position
 }
 
 /// Loader messages start with their own `line:col:` marker; we print ours instead.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing jitgate needs on a fresh Debian machine (idempotent):
+# cmake (pingora's zlib-ng build), and the test IdP's npm packages from their lockfile.
+# Benchmarks need more (wrk, nginx): see benches/load.sh, which installs its own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" != "--build-only" ]; then
+  # Reinstall the test IdP only when its lockfile changed.
+  stamp=tests/idp/node_modules/.jitgate-lock
+  if ! cmp -s tests/idp/package-lock.json "$stamp" 2>/dev/null; then
+    npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+    cp tests/idp/package-lock.json "$stamp"
+  fi
+fi

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command (README "Testing"): installs test dependencies, then runs every check
+# CI runs. Needs PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`); override with
+# JITGATE_TEST_POSTGRES=postgres://user@host:port/db.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+echo "== format and lints"
+cargo fmt --all --check
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== tests (unit, store contract on SQLite and PostgreSQL, integration with oidc-provider)"
+cargo test --locked --all-targets
+
+echo "== example config and policies"
+JITGATE_CLIENT_SECRET=example cargo run --locked --quiet -- check --config jitgate.example.yaml
