@@ -25,7 +25,9 @@ impl ServeHttp for AdminApp {
         let (status, content_type, body) = match path.as_str() {
             "/metrics" => {
                 let gate = &self.gate;
-                gate.metrics.sessions_cached.set(gate.sessions.cached() as i64);
+                gate.metrics
+                    .sessions_cached
+                    .set(gate.sessions.cached() as i64);
                 (200, "text/plain; version=0.0.4", gate.metrics.render())
             }
             "/healthz" => {

@@ -19,7 +19,9 @@ pub enum Denial {
     /// Not logged in, on a request we cannot redirect (not GET/HEAD).
     LoginRequired,
     /// Logged in, but no route of this app admits the user.
-    Forbidden { app: String },
+    Forbidden {
+        app: String,
+    },
     /// The login did not complete (state/nonce mismatch, invalid ID token, IdP said no).
     LoginFailed(&'static str),
     /// The identity provider cannot be reached; never answered with a redirect.
@@ -122,7 +124,10 @@ impl Denial {
                 "Method not allowed",
                 "This page does not accept that kind of request.".to_string(),
             ),
-            Denial::PayloadTooLarge => ("Request too large", "The request body is too large.".to_string()),
+            Denial::PayloadTooLarge => (
+                "Request too large",
+                "The request body is too large.".to_string(),
+            ),
             Denial::UpstreamUnavailable => (
                 "Application unavailable",
                 "The application did not answer. Please try again shortly.".to_string(),

@@ -17,7 +17,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("`{text}` has unknown unit `{unit}`, expected s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "`{text}` has unknown unit `{unit}`, expected s, m, h or d"
+            ))
+        }
     };
     amount
         .checked_mul(seconds_per_unit)

@@ -88,16 +88,25 @@ impl Identity {
 /// them (many frameworks, e.g. CGI/WSGI, map both `X-User` and `X_User` to `HTTP_X_USER`).
 pub fn header_key(name: &str) -> String {
     name.chars()
-        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
 fn same_key(name: &str, key: &str) -> bool {
     name.len() == key.len()
-        && name
-            .bytes()
-            .zip(key.bytes())
-            .all(|(a, b)| (if a == b'_' { b'-' } else { a.to_ascii_lowercase() }) == b)
+        && name.bytes().zip(key.bytes()).all(|(a, b)| {
+            (if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            }) == b
+        })
 }
 
 /// Removes every incoming header that could be taken for an identity header.
@@ -162,7 +171,10 @@ mod tests {
         let id = alice();
         assert_eq!(id.username, "alice");
         assert_eq!(id.groups, vec!["engineering", "wiki-admins"]);
-        assert_eq!(id.header_value("groups").unwrap(), "engineering,wiki-admins");
+        assert_eq!(
+            id.header_value("groups").unwrap(),
+            "engineering,wiki-admins"
+        );
         assert_eq!(id.header_value("name").unwrap(), "AliceX-Evil: 1");
         assert_eq!(id.header_value("sub").unwrap(), "sub-1");
         assert!(id.header_value("missing").is_none());

@@ -6,24 +6,24 @@
 //! `/.jitgate/`), [`denial`] (every refusal mapped to an HTTP answer in one place), [`store`]
 //! (SQLite or PostgreSQL behind one trait) and [`audit`].
 
+pub mod admin;
+pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod denial;
 pub mod diagnostics;
 pub mod duration;
-pub mod identity;
-pub mod oidc;
-pub mod policy;
-pub mod random;
-pub mod session;
-pub mod store;
-pub mod audit;
-pub mod denial;
 pub mod gate;
+pub mod identity;
 pub mod login;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
+pub mod policy;
 pub mod proxy;
-pub mod admin;
+pub mod random;
 pub mod reload;
 pub mod server;
-pub mod demo;
+pub mod session;
+pub mod store;

@@ -159,7 +159,9 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
     }
     let target_host = query_param(req.query, "host")
         .map(|h| h.to_ascii_lowercase())
-        .ok_or(Denial::BadRequest("the login link names no application host"))?;
+        .ok_or(Denial::BadRequest(
+            "the login link names no application host",
+        ))?;
     if gate.policies.load().app_for_host(&target_host).is_none() {
         return Err(Denial::BadRequest("the login link names an unknown host"));
     }
@@ -182,7 +184,10 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
     };
     let start = gate.oidc.begin_login(&state, &nonce).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot start a login");
-        gate.metrics.logins.with_label_values(&["idp_unavailable"]).inc();
+        gate.metrics
+            .logins
+            .with_label_values(&["idp_unavailable"])
+            .inc();
         Denial::IdpUnavailable
     })?;
     gate.store
@@ -210,7 +215,9 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
 async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     let state = query_param(req.query, "state")
         .filter(|s| !s.is_empty() && s.len() <= 512)
-        .ok_or(Denial::BadRequest("the sign-in response has no valid state"))?;
+        .ok_or(Denial::BadRequest(
+            "the sign-in response has no valid state",
+        ))?;
     let failed = |why: &'static str| {
         gate.metrics.logins.with_label_values(&["failed"]).inc();
         gate.audit.record_in_background(
@@ -230,7 +237,9 @@ async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
         .map_err(store_down)?
         .ok_or_else(|| failed("the sign-in link is unknown, expired or already used"))?;
     let bound = match cookie::read(req.header, gate.cookies.login_binding()) {
-        CookieValue::Token(binding) => random::same_secret(&random::hash(&binding), &txn.browser_hash),
+        CookieValue::Token(binding) => {
+            random::same_secret(&random::hash(&binding), &txn.browser_hash)
+        }
         _ => false,
     };
     if !bound {
@@ -240,7 +249,11 @@ async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
         return Err(failed("the sign-in took too long"));
     }
     if let Some(error) = query_param(req.query, "error") {
-        let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
         tracing::info!(error = %error, "identity provider declined the login");
         return Err(failed("the identity provider declined the sign-in"));
     }
@@ -290,10 +303,18 @@ async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
         .await;
     let max_age = gate.sessions.settings().absolute_timeout.as_secs() as i64;
     let cookies = vec![
-        gate.cookies.set(gate.cookies.session(), &created.cookie_value, Some(max_age)),
+        gate.cookies
+            .set(gate.cookies.session(), &created.cookie_value, Some(max_age)),
         gate.cookies.clear(gate.cookies.login_binding()),
     ];
-    finish_at_target_record(gate, created.record, &txn.target_host, &txn.return_to, cookies).await
+    finish_at_target_record(
+        gate,
+        created.record,
+        &txn.target_host,
+        &txn.return_to,
+        cookies,
+    )
+    .await
 }
 
 async fn finish_at_target(
@@ -354,9 +375,13 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
         .take_handoff(&random::hash(&code))
         .await
         .map_err(store_down)?
-        .ok_or(Denial::LoginFailed("the sign-in hand-off is unknown or already used"))?;
+        .ok_or(Denial::LoginFailed(
+            "the sign-in hand-off is unknown or already used",
+        ))?;
     if handoff.target_host != req.host {
-        return Err(Denial::LoginFailed("the sign-in hand-off is for another site"));
+        return Err(Denial::LoginFailed(
+            "the sign-in hand-off is for another site",
+        ));
     }
     if handoff.expires_at < now_secs() {
         return Err(Denial::LoginFailed("the sign-in hand-off expired"));
@@ -375,7 +400,9 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     .max(0);
     Ok(Reply::Redirect {
         location: handoff.return_to,
-        cookies: vec![gate.cookies.set(gate.cookies.session(), &token, Some(max_age))],
+        cookies: vec![gate
+            .cookies
+            .set(gate.cookies.session(), &token, Some(max_age))],
     })
 }
 
@@ -403,7 +430,10 @@ async fn logout(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
             .await
             .map_err(store_down)?,
         None => {
-            gate.sessions.end(&record.id_hash).await.map_err(session_error)?;
+            gate.sessions
+                .end(&record.id_hash)
+                .await
+                .map_err(session_error)?;
             vec![record.id_hash.clone()]
         }
     };
@@ -436,7 +466,11 @@ async fn backchannel_logout(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, 
         .find(|(k, _)| k == "logout_token")
         .map(|(_, v)| v.into_owned())
         .ok_or(Denial::BadRequest("no logout_token"))?;
-    let claims = match gate.oidc.verify_logout_token(&token, &gate.logout_replay).await {
+    let claims = match gate
+        .oidc
+        .verify_logout_token(&token, &gate.logout_replay)
+        .await
+    {
         Ok(claims) => claims,
         Err(LogoutTokenError::Provider(e)) => {
             tracing::warn!(error = %e, "cannot check a logout token");
@@ -478,7 +512,10 @@ mod tests {
 
     #[test]
     fn only_same_origin_relative_paths_are_return_targets() {
-        assert_eq!(safe_return_path("/wiki/page?x=1").as_deref(), Some("/wiki/page?x=1"));
+        assert_eq!(
+            safe_return_path("/wiki/page?x=1").as_deref(),
+            Some("/wiki/page?x=1")
+        );
         for bad in [
             "https://evil.example/",
             "//evil.example/",
@@ -494,6 +531,9 @@ mod tests {
             assert!(safe_return_path(bad).is_none(), "{bad:?} should be refused");
         }
         // Encoded CR/LF stays encoded: harmless inside a Location path.
-        assert_eq!(safe_return_path("/%0d%0aSet-Cookie:x").as_deref(), Some("/%0d%0aSet-Cookie:x"));
+        assert_eq!(
+            safe_return_path("/%0d%0aSet-Cookie:x").as_deref(),
+            Some("/%0d%0aSet-Cookie:x")
+        );
     }
 }

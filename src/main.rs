@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jitgate::{config, policy, server};
 
 #[derive(Parser)]
-#[command(name = "jitgate", version, about = "Identity-aware reverse proxy with just-in-time access")]
+#[command(
+    name = "jitgate",
+    version,
+    about = "Identity-aware reverse proxy with just-in-time access"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -65,7 +69,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -91,7 +97,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let threads = threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
             });
             let control = server::start_control(cfg, policies).context("starting jitgate")?;
             let server = server::build_server(control.gate.clone(), threads)

@@ -45,7 +45,8 @@ impl Metrics {
             ]),
             &["app"],
         )?;
-        let logins = IntCounterVec::new(Opts::new("logins_total", "Logins by result"), &["result"])?;
+        let logins =
+            IntCounterVec::new(Opts::new("logins_total", "Logins by result"), &["result"])?;
         let session_cache = IntCounterVec::new(
             Opts::new("session_cache_total", "Session cache lookups by result"),
             &["result"],

@@ -84,7 +84,10 @@ impl ProxyHttp for JitgateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let app = ctx.app.as_ref().ok_or_else(|| {
-            Error::explain(ErrorType::InternalError, "no app was admitted for this request")
+            Error::explain(
+                ErrorType::InternalError,
+                "no app was admitted for this request",
+            )
         })?;
         let upstream = &app.upstream;
         Ok(Box::new(HttpPeer::new(
@@ -136,7 +139,10 @@ impl ProxyHttp for JitgateProxy {
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
         let metrics = &self.gate.metrics;
-        metrics.requests.with_label_values(&[app, ctx.outcome]).inc();
+        metrics
+            .requests
+            .with_label_values(&[app, ctx.outcome])
+            .inc();
     }
 }
 
@@ -149,7 +155,8 @@ impl JitgateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Reply>, Denial> {
         let gate = &self.gate;
-        let host = request_host(session.req_header()).ok_or(Denial::BadRequest("missing or invalid Host"))?;
+        let host = request_host(session.req_header())
+            .ok_or(Denial::BadRequest("missing or invalid Host"))?;
         let policies = gate.policies.load();
         let app = policies.app_for_host(&host).cloned();
         match &app {
@@ -184,7 +191,8 @@ impl JitgateProxy {
 
         let app = app.ok_or(Denial::UnknownHost)?;
         ctx.app = Some(app.clone());
-        let normalized = normalize_path(path).map_err(|_| Denial::BadRequest("ambiguous or malformed path"))?;
+        let normalized =
+            normalize_path(path).map_err(|_| Denial::BadRequest("ambiguous or malformed path"))?;
 
         let token = match cookie::read(req, gate.cookies.session()) {
             CookieValue::Token(t) => t,
@@ -215,7 +223,10 @@ impl JitgateProxy {
 
         let identity = &active.identity;
         if let Err(denied) = app.decide(&req.method, &normalized, identity) {
-            gate.metrics.decisions.with_label_values(&[&app.name, "deny"]).inc();
+            gate.metrics
+                .decisions
+                .with_label_values(&[&app.name, "deny"])
+                .inc();
             let route = match &denied {
                 RouteDenied::NoRoute => "no matching route".to_string(),
                 RouteDenied::NotAllowed { route } => route.clone(),
@@ -234,7 +245,10 @@ impl JitgateProxy {
                 app: app.name.clone(),
             });
         }
-        gate.metrics.decisions.with_label_values(&[&app.name, "allow"]).inc();
+        gate.metrics
+            .decisions
+            .with_label_values(&[&app.name, "allow"])
+            .inc();
 
         let cookies = gate.cookies;
         let req = session.req_header_mut();
@@ -251,18 +265,19 @@ impl JitgateProxy {
 
     fn login_required(&self, req: &RequestHeader, host: &str) -> Denial {
         if req.method == Method::GET || req.method == Method::HEAD {
-            let target = req
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
+            let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             Denial::LoginRedirect(login::login_redirect(&self.gate, host, target))
         } else {
             Denial::LoginRequired
         }
     }
 
-    async fn send_reply(&self, session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<()> {
+    async fn send_reply(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        reply: Reply,
+    ) -> Result<()> {
         match reply {
             Reply::Redirect { location, cookies } => {
                 let mut resp = ResponseHeader::build(302, Some(4))?;
@@ -272,7 +287,11 @@ impl JitgateProxy {
                 }
                 write(session, ctx, resp, None).await
             }
-            Reply::Page { status, html, cookies } => {
+            Reply::Page {
+                status,
+                html,
+                cookies,
+            } => {
                 let mut resp = ResponseHeader::build(status, Some(4))?;
                 resp.insert_header("content-type", "text/html; charset=utf-8")?;
                 for c in cookies {
@@ -288,7 +307,12 @@ impl JitgateProxy {
     }
 
     /// The one place a [`Denial`] becomes an HTTP response.
-    async fn send_denial(&self, session: &mut Session, ctx: &RequestCtx, denial: &Denial) -> Result<()> {
+    async fn send_denial(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        denial: &Denial,
+    ) -> Result<()> {
         if let Denial::LoginRedirect(location) = denial {
             let mut resp = ResponseHeader::build(302, Some(4))?;
             resp.insert_header("location", location.as_str())?;
@@ -380,9 +404,18 @@ mod tests {
 
     #[test]
     fn host_is_lowercased_without_port() {
-        assert_eq!(request_host(&with_host("Wiki.Example.TEST:8443")).as_deref(), Some("wiki.example.test"));
-        assert_eq!(request_host(&with_host("wiki.example.test.")).as_deref(), Some("wiki.example.test"));
-        assert_eq!(request_host(&with_host("[::1]:80")).as_deref(), Some("[::1]"));
+        assert_eq!(
+            request_host(&with_host("Wiki.Example.TEST:8443")).as_deref(),
+            Some("wiki.example.test")
+        );
+        assert_eq!(
+            request_host(&with_host("wiki.example.test.")).as_deref(),
+            Some("wiki.example.test")
+        );
+        assert_eq!(
+            request_host(&with_host("[::1]:80")).as_deref(),
+            Some("[::1]")
+        );
         assert_eq!(request_host(&with_host("bad host")), None);
         assert_eq!(request_host(&with_host("evil/x")), None);
     }

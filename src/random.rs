@@ -18,7 +18,9 @@ pub struct RandomError;
 /// A fresh 256-bit token, base64url without padding.
 pub fn token() -> Result<String, RandomError> {
     let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| RandomError)?;
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomError)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -34,7 +36,10 @@ pub fn request_id() -> String {
 
 /// SHA-256 of a token, base64url: the form in which credentials are stored.
 pub fn hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
 }
 
 /// True if `text` has the exact shape of a token from [`token`].
@@ -48,8 +53,7 @@ pub fn looks_like_token(text: &str) -> bool {
 /// Constant-time comparison of two secrets.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

@@ -28,12 +28,18 @@ pub fn reload_now(gate: &Gate) -> ReloadOutcome {
         Ok(set) => {
             let apps = set.apps().len();
             gate.policies.store(Arc::new(set));
-            gate.metrics.policy_reloads.with_label_values(&["applied"]).inc();
+            gate.metrics
+                .policy_reloads
+                .with_label_values(&["applied"])
+                .inc();
             tracing::info!(apps, "policy files reloaded");
             ReloadOutcome::Applied { apps }
         }
         Err(problems) => {
-            gate.metrics.policy_reloads.with_label_values(&["rejected"]).inc();
+            gate.metrics
+                .policy_reloads
+                .with_label_values(&["rejected"])
+                .inc();
             let problems: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
             for p in &problems {
                 tracing::error!(problem = %p, "policy reload rejected; the previous policies stay in force");

@@ -5,6 +5,8 @@
 //! `--config`) or policy files (checked with `--policies .`), and `expected.txt`, the exact
 //! output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -17,7 +19,10 @@ fn jitgate() -> Command {
 #[test]
 fn every_fixture_reports_its_problems_with_file_line_and_column() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check");
-    let mut cases: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 20, "fixtures missing");
     let mut failures = Vec::new();
@@ -37,12 +42,15 @@ fn every_fixture_reports_its_problems_with_file_line_and_column() {
             failures.push(format!("{name}: exit {:?}, expected 1", out.status.code()));
         }
         if stdout != expected {
-            failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{stdout}"));
+            failures.push(format!(
+                "{name}:\n--- expected\n{expected}--- got\n{stdout}"
+            ));
         }
         for line in stdout.lines() {
             let mut parts = line.splitn(4, ':');
             let (file, l, c) = (parts.next(), parts.next(), parts.next());
-            let numeric = |s: Option<&str>| s.is_some_and(|s| s.parse::<usize>().is_ok_and(|n| n > 0));
+            let numeric =
+                |s: Option<&str>| s.is_some_and(|s| s.parse::<usize>().is_ok_and(|n| n > 0));
             if file.is_none_or(str::is_empty) || !numeric(l) || !numeric(c) {
                 failures.push(format!("{name}: not file:line:column: {line}"));
             }
@@ -70,10 +78,18 @@ fn the_example_config_and_policies_pass() {
 
 #[test]
 fn run_refuses_a_bad_config_with_the_same_messages_and_no_panic() {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/config-unknown-key");
-    let out = jitgate().current_dir(&case).args(["run", "--config", "jitgate.yaml"]).output().unwrap();
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/config-unknown-key");
+    let out = jitgate()
+        .current_dir(&case)
+        .args(["run", "--config", "jitgate.yaml"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("jitgate.yaml:9:1: unknown key `listen_on`"), "{stderr}");
+    assert!(
+        stderr.contains("jitgate.yaml:9:1: unknown key `listen_on`"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

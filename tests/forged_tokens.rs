@@ -1,5 +1,7 @@
 //! Forged and wrong ID tokens are refused: nothing but a valid token makes a session.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use support::forge_idp::{ForgeIdp, Scenario};
@@ -22,7 +24,10 @@ fn only_a_valid_id_token_creates_a_session() {
     // The forge works: a valid token logs in and the identity reaches the app.
     let ok = attempt(&jg, &forge, Scenario::Valid);
     assert_eq!(ok.status, 200, "{ok:?}");
-    assert_eq!(support::echoed_headers(&ok)["x-forwarded-user"], serde_json::json!(["forged"]));
+    assert_eq!(
+        support::echoed_headers(&ok)["x-forwarded-user"],
+        serde_json::json!(["forged"])
+    );
 
     for scenario in [
         Scenario::BadSignature,
@@ -37,13 +42,24 @@ fn only_a_valid_id_token_creates_a_session() {
     ] {
         let page = attempt(&jg, &forge, scenario);
         assert_eq!(page.status, 400, "{scenario:?} was not refused: {page:?}");
-        assert!(page.body.contains("Sign-in failed"), "{scenario:?}: {}", page.body);
         assert!(
-            !page.set_cookies.iter().any(|c| c.starts_with("jitgate_session=") && !c.starts_with("jitgate_session=;")),
+            page.body.contains("Sign-in failed"),
+            "{scenario:?}: {}",
+            page.body
+        );
+        assert!(
+            !page
+                .set_cookies
+                .iter()
+                .any(|c| c.starts_with("jitgate_session=") && !c.starts_with("jitgate_session=;")),
             "{scenario:?} set a session cookie"
         );
     }
-    let failures = jg.audit_kinds().iter().filter(|k| *k == "login_failed").count();
+    let failures = jg
+        .audit_kinds()
+        .iter()
+        .filter(|k| *k == "login_failed")
+        .count();
     assert!(failures >= 9, "login failures audited: {failures}");
 }
 

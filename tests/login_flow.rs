@@ -1,9 +1,10 @@
 //! The browser login through a real OpenID Provider, and what reaches the app afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use support::{echoed_headers, Jitgate, Options, ALICE, BOB, MALLORY};
-
 
 #[test]
 fn login_returns_to_the_original_path_with_identity_headers() {
@@ -15,10 +16,19 @@ fn login_returns_to_the_original_path_with_identity_headers() {
     assert_eq!(last.url, jg.app_url("/docs/page?id=7"));
     let headers = echoed_headers(last);
     assert_eq!(headers["x-forwarded-user"], serde_json::json!(["alice"]));
-    assert_eq!(headers["x-forwarded-email"], serde_json::json!(["alice@example.test"]));
-    assert_eq!(headers["x-forwarded-groups"], serde_json::json!(["engineering,wiki-admins"]));
+    assert_eq!(
+        headers["x-forwarded-email"],
+        serde_json::json!(["alice@example.test"])
+    );
+    assert_eq!(
+        headers["x-forwarded-groups"],
+        serde_json::json!(["engineering,wiki-admins"])
+    );
     // jitgate's own cookies never reach the app.
-    let cookies = headers.get("cookie").map(|c| c.to_string()).unwrap_or_default();
+    let cookies = headers
+        .get("cookie")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     assert!(!cookies.contains("jitgate"), "{cookies}");
     // A second request is served from the session without another login.
     let again = browser.get_json(&jg.app_url("/other"));
@@ -34,7 +44,9 @@ fn anonymous_request_is_sent_to_login_and_nothing_is_forwarded() {
     assert_eq!(page.status, 302);
     let location = page.location.unwrap();
     assert!(
-        location.starts_with(&jg.auth_url("/.jitgate/login?host=wiki.example.test&rd=%2Fsecret%3Fq%3D1")),
+        location.starts_with(
+            &jg.auth_url("/.jitgate/login?host=wiki.example.test&rd=%2Fsecret%3Fq%3D1")
+        ),
         "{location}"
     );
     // Non-navigation requests get a 401 instead of a redirect that would lose the body.
@@ -60,7 +72,10 @@ fn user_outside_the_allowed_groups_gets_a_403_page() {
 fn routes_are_matched_in_order_with_default_deny() {
     let jg = Jitgate::start(Options::default());
     let bob = jg.browser();
-    assert_eq!(bob.login(&jg.app_url("/"), &BOB).last().unwrap().status, 200);
+    assert_eq!(
+        bob.login(&jg.app_url("/"), &BOB).last().unwrap().status,
+        200
+    );
     assert_eq!(bob.get_json(&jg.app_url("/admin")).status, 403);
     assert_eq!(bob.get_json(&jg.app_url("/admin/users")).status, 403);
     // Encodings and doubled slashes cannot sneak past the admin rule.
@@ -76,7 +91,14 @@ fn routes_are_matched_in_order_with_default_deny() {
         assert!(answer.contains("Request id"), "{path}: {answer}");
     }
     let alice = jg.browser();
-    assert_eq!(alice.login(&jg.app_url("/admin"), &ALICE).last().unwrap().status, 200);
+    assert_eq!(
+        alice
+            .login(&jg.app_url("/admin"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -99,10 +121,19 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
     assert_eq!(page.status, 200);
     let headers = echoed_headers(&page);
     assert_eq!(headers["x-forwarded-user"], serde_json::json!(["bob"]));
-    assert_eq!(headers["x-forwarded-groups"], serde_json::json!(["support"]));
-    assert_eq!(headers["x-forwarded-email"], serde_json::json!(["bob@example.test"]));
+    assert_eq!(
+        headers["x-forwarded-groups"],
+        serde_json::json!(["support"])
+    );
+    assert_eq!(
+        headers["x-forwarded-email"],
+        serde_json::json!(["bob@example.test"])
+    );
     for (name, _) in &headers {
-        assert!(!name.contains('_'), "underscore variant reached the app: {name}");
+        assert!(
+            !name.contains('_'),
+            "underscore variant reached the app: {name}"
+        );
     }
     assert!(!headers.contains_key("x-remote-user"));
     assert_eq!(headers["x-unrelated"], serde_json::json!(["kept"]));
@@ -116,13 +147,22 @@ fn a_host_no_policy_serves_gets_404() {
     let page = browser.get_with(&url, &[("X-Forwarded-User", "admin")]);
     assert_eq!(page.status, 404);
     assert!(page.body.contains("Request id"));
-    assert!(!page.body.contains("headers"), "looks forwarded: {}", page.body);
+    assert!(
+        !page.body.contains("headers"),
+        "looks forwarded: {}",
+        page.body
+    );
 }
 
 #[test]
 fn open_redirects_after_login_are_refused() {
     let jg = Jitgate::start(Options::default());
-    for rd in ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/%0a/x\\y"] {
+    for rd in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/%0a/x\\y",
+    ] {
         let browser = jg.browser();
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("host", "wiki.example.test")
@@ -134,7 +174,9 @@ fn open_redirects_after_login_are_refused() {
         assert!(chain.iter().all(|p| !p.url.contains("evil")), "rd {rd:?}");
     }
     // A login for a host jitgate does not serve is refused outright.
-    let page = jg.browser().get(&jg.auth_url("/.jitgate/login?host=evil.example&rd=/"));
+    let page = jg
+        .browser()
+        .get(&jg.auth_url("/.jitgate/login?host=evil.example&rd=/"));
     assert_eq!(page.status, 400);
 }
 
@@ -147,10 +189,16 @@ fn logout_ends_the_session_and_signs_out_at_the_idp() {
     assert_eq!(out.status, 302);
     let idp = jg.idp.as_ref().unwrap();
     let location = out.location.clone().unwrap();
-    assert!(location.starts_with(&format!("{}/session/end", idp.issuer)), "{location}");
+    assert!(
+        location.starts_with(&format!("{}/session/end", idp.issuer)),
+        "{location}"
+    );
     assert!(location.contains("id_token_hint="));
     assert!(location.contains("post_logout_redirect_uri="));
-    assert!(out.set_cookies.iter().any(|c| c.starts_with("jitgate_session=;")));
+    assert!(out
+        .set_cookies
+        .iter()
+        .any(|c| c.starts_with("jitgate_session=;")));
     // The session is gone server-side, whatever the browser still holds.
     let after = browser.get_json(&jg.app_url("/"));
     assert_eq!(after.status, 302);

@@ -1,5 +1,7 @@
 //! Session lifetime: back-channel logout, idle and absolute timeouts, cookies, HTTPS.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::time::{Duration, Instant};
@@ -20,10 +22,20 @@ fn is_login_redirect(page: &support::Page) -> bool {
 fn backchannel_logout_from_the_idp_ends_the_session() {
     let jg = Jitgate::start(Options::default());
     let browser = jg.browser();
-    assert_eq!(browser.login(&jg.app_url("/"), &ALICE).last().unwrap().status, 200);
+    assert_eq!(
+        browser
+            .login(&jg.app_url("/"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
     // Another user's session must survive alice's logout.
     let other = jg.browser();
-    assert_eq!(other.login(&jg.app_url("/"), &BOB).last().unwrap().status, 200);
+    assert_eq!(
+        other.login(&jg.app_url("/"), &BOB).last().unwrap().status,
+        200
+    );
 
     // The user signs out at the IdP itself; the IdP tells jitgate over the back channel.
     let issuer = jg.idp.as_ref().unwrap().issuer.clone();
@@ -33,7 +45,10 @@ fn backchannel_logout_from_the_idp_ends_the_session() {
     assert!(done.status < 400, "{done:?}");
 
     let after = browser.get_json(&jg.app_url("/"));
-    assert!(is_login_redirect(&after), "session survived back-channel logout: {after:?}");
+    assert!(
+        is_login_redirect(&after),
+        "session survived back-channel logout: {after:?}"
+    );
     assert_eq!(other.get_json(&jg.app_url("/")).status, 200);
     assert!(jg.audit_kinds().contains(&"backchannel_logout".to_string()));
 }
@@ -70,27 +85,66 @@ fn invalid_logout_tokens_get_400_and_end_nothing() {
         ("garbage", "not-a-jwt".to_string()),
         ("alg none", alg_none),
         ("unknown key", forge.sign_rogue(&typ, &good)),
-        ("wrong typ", forge.sign_trusted(&json!({ "typ": "JWT" }), &good)),
-        ("wrong issuer", with(&|c| c["iss"] = json!("http://127.0.0.1:1"))),
-        ("wrong audience", with(&|c| c["aud"] = json!("other-client"))),
-        ("no events", with(&|c| { c.as_object_mut().unwrap().remove("events"); })),
+        (
+            "wrong typ",
+            forge.sign_trusted(&json!({ "typ": "JWT" }), &good),
+        ),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("http://127.0.0.1:1")),
+        ),
+        (
+            "wrong audience",
+            with(&|c| c["aud"] = json!("other-client")),
+        ),
+        (
+            "no events",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("events");
+            }),
+        ),
         ("nonce", with(&|c| c["nonce"] = json!("n"))),
-        ("no sid or sub", with(&|c| { c.as_object_mut().unwrap().remove("sub"); })),
-        ("expired", with(&|c| { c["iat"] = json!(now - 3600); c["exp"] = json!(now - 3000); })),
+        (
+            "no sid or sub",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+        ),
+        (
+            "expired",
+            with(&|c| {
+                c["iat"] = json!(now - 3600);
+                c["exp"] = json!(now - 3000);
+            }),
+        ),
     ];
     let url = jg.auth_url("/.jitgate/backchannel-logout");
     for (why, token) in bad_tokens {
         let page = browser.post_form(&url, &[("logout_token".into(), token)]);
         assert_eq!(page.status, 400, "{why}: {page:?}");
-        assert_eq!(browser.get_json(&jg.app_url("/")).status, 200, "{why} ended the session");
+        assert_eq!(
+            browser.get_json(&jg.app_url("/")).status,
+            200,
+            "{why} ended the session"
+        );
     }
     assert_eq!(browser.post_form(&url, &[]).status, 400);
 
     // The valid token ends the session; replaying it is refused.
     let valid = forge.sign_trusted(&typ, &good);
-    assert_eq!(browser.post_form(&url, &[("logout_token".into(), valid.clone())]).status, 200);
+    assert_eq!(
+        browser
+            .post_form(&url, &[("logout_token".into(), valid.clone())])
+            .status,
+        200
+    );
     assert!(is_login_redirect(&browser.get_json(&jg.app_url("/"))));
-    assert_eq!(browser.post_form(&url, &[("logout_token".into(), valid)]).status, 400);
+    assert_eq!(
+        browser
+            .post_form(&url, &[("logout_token".into(), valid)])
+            .status,
+        400
+    );
 }
 
 fn base64url(text: &str) -> String {
@@ -106,11 +160,21 @@ fn idle_sessions_end_server_side() {
         ..Options::default()
     });
     let browser = jg.browser();
-    assert_eq!(browser.login(&jg.app_url("/"), &ALICE).last().unwrap().status, 200);
+    assert_eq!(
+        browser
+            .login(&jg.app_url("/"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
     assert_eq!(browser.get_json(&jg.app_url("/")).status, 200);
     std::thread::sleep(Duration::from_millis(3200));
     let after = browser.get_json(&jg.app_url("/"));
-    assert!(is_login_redirect(&after), "idle session still served: {after:?}");
+    assert!(
+        is_login_redirect(&after),
+        "idle session still served: {after:?}"
+    );
     assert!(jg.audit_kinds().contains(&"session_expired".to_string()));
 }
 
@@ -122,7 +186,14 @@ fn sessions_end_at_the_absolute_timeout_even_when_active() {
         ..Options::default()
     });
     let browser = jg.browser();
-    assert_eq!(browser.login(&jg.app_url("/"), &ALICE).last().unwrap().status, 200);
+    assert_eq!(
+        browser
+            .login(&jg.app_url("/"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
     let logged_in = Instant::now();
     let mut ended_after = None;
     while logged_in.elapsed() < Duration::from_secs(8) {
@@ -135,7 +206,10 @@ fn sessions_end_at_the_absolute_timeout_even_when_active() {
         std::thread::sleep(Duration::from_millis(400));
     }
     let ended_after = ended_after.expect("the session outlived its absolute timeout");
-    assert!(ended_after >= Duration::from_secs(1), "ended too early: {ended_after:?}");
+    assert!(
+        ended_after >= Duration::from_secs(1),
+        "ended too early: {ended_after:?}"
+    );
 }
 
 #[test]
@@ -147,8 +221,16 @@ fn malformed_session_cookies_get_400_and_are_cleared() {
     );
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("Request id"));
-    assert!(answer.to_ascii_lowercase().contains("set-cookie: jitgate_session=;"), "{answer}");
-    assert!(!answer.contains("<script>"), "cookie value echoed: {answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("set-cookie: jitgate_session=;"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("<script>"),
+        "cookie value echoed: {answer}"
+    );
     // A well-formed but unknown id is simply not a session.
     let unknown = support::raw_request(
         jg.port,
@@ -167,7 +249,10 @@ fn https_login_uses_host_prefixed_secure_cookies() {
     let chain = browser.login(&jg.app_url("/tls"), &ALICE);
     let last = chain.last().unwrap();
     assert_eq!(last.status, 200, "{last:?}");
-    assert_eq!(support::echoed_headers(last)["x-forwarded-user"], json!(["alice"]));
+    assert_eq!(
+        support::echoed_headers(last)["x-forwarded-user"],
+        json!(["alice"])
+    );
     let session_cookies: Vec<&String> = chain
         .iter()
         .flat_map(|p| p.set_cookies.iter())
@@ -175,7 +260,13 @@ fn https_login_uses_host_prefixed_secure_cookies() {
         .collect();
     assert!(!session_cookies.is_empty(), "no __Host- session cookie");
     for c in session_cookies {
-        assert!(c.contains("; Secure") && c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"), "{c}");
+        assert!(
+            c.contains("; Secure")
+                && c.contains("HttpOnly")
+                && c.contains("SameSite=Lax")
+                && c.contains("Path=/"),
+            "{c}"
+        );
         assert!(!c.to_ascii_lowercase().contains("domain="), "{c}");
     }
 }

@@ -185,7 +185,11 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
                 || url.starts_with("postgresql://"))
             {
                 report.at(
-                    raw.store.url.as_ref().map(|u| u.span()).unwrap_or(raw.policies.span()),
+                    raw.store
+                        .url
+                        .as_ref()
+                        .map(|u| u.span())
+                        .unwrap_or(raw.policies.span()),
                     format!("store url `{url}` must start with sqlite:// or postgres://"),
                 );
             }
@@ -198,7 +202,10 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
     if !policies_dir.is_dir() {
         report.at(
             raw.policies.span(),
-            format!("policies directory `{}` does not exist", policies_dir.display()),
+            format!(
+                "policies directory `{}` does not exist",
+                policies_dir.display()
+            ),
         );
     }
 
@@ -252,7 +259,10 @@ fn check_pem_key(report: &mut FileReport, at: &Spanned<String>, path: &Path) {
     if let Err(e) = PrivateKeyDer::from_pem_file(path) {
         report.at(
             at.span(),
-            format!("cannot read a PEM private key from `{}`: {e}", path.display()),
+            format!(
+                "cannot read a PEM private key from `{}`: {e}",
+                path.display()
+            ),
         );
     }
 }
@@ -272,7 +282,10 @@ fn public_url(report: &mut FileReport, value: &Spanned<String>) -> Option<Public
         "https" => true,
         "http" => false,
         other => {
-            report.at(value.span(), format!("public_base_url must be http or https, not {other}"));
+            report.at(
+                value.span(),
+                format!("public_base_url must be http or https, not {other}"),
+            );
             return None;
         }
     };
@@ -315,7 +328,10 @@ fn idp_settings(
     }
     let secret = match (&raw.client_secret, &raw.client_secret_file) {
         (Some(_), Some(file)) => {
-            report.at(file.span(), "give client_secret or client_secret_file, not both");
+            report.at(
+                file.span(),
+                "give client_secret or client_secret_file, not both",
+            );
             None
         }
         (Some(value), None) => secret_from_env(report, value),
@@ -328,7 +344,10 @@ fn idp_settings(
                     None
                 }
                 Err(e) => {
-                    report.at(file.span(), format!("cannot read `{}`: {e}", path.display()));
+                    report.at(
+                        file.span(),
+                        format!("cannot read `{}`: {e}", path.display()),
+                    );
                     None
                 }
             }
@@ -424,7 +443,10 @@ fn session_settings(report: &mut FileReport, raw: &file::SessionFile) -> Session
     };
     if settings.idle_timeout > settings.absolute_timeout {
         if let Some(idle) = &raw.idle_timeout {
-            report.at(idle.span(), "idle_timeout cannot be longer than absolute_timeout");
+            report.at(
+                idle.span(),
+                "idle_timeout cannot be longer than absolute_timeout",
+            );
         }
     }
     settings

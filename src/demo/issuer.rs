@@ -29,9 +29,21 @@ pub struct DemoUser {
 }
 
 pub const DEMO_USERS: &[DemoUser] = &[
-    DemoUser { login: "alice", name: "Alice Admin", groups: &["engineering", "wiki-admins"] },
-    DemoUser { login: "bob", name: "Bob Builder", groups: &["engineering"] },
-    DemoUser { login: "carol", name: "Carol Contractor", groups: &["contractors"] },
+    DemoUser {
+        login: "alice",
+        name: "Alice Admin",
+        groups: &["engineering", "wiki-admins"],
+    },
+    DemoUser {
+        login: "bob",
+        name: "Bob Builder",
+        groups: &["engineering"],
+    },
+    DemoUser {
+        login: "carol",
+        name: "Carol Contractor",
+        groups: &["contractors"],
+    },
 ];
 
 struct PendingCode {
@@ -53,7 +65,12 @@ pub struct DevIssuer {
 }
 
 impl DevIssuer {
-    pub fn new(issuer: String, client_id: String, client_secret: String, redirect_uri: String) -> Result<Self, super::signing_key::KeyError> {
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        client_secret: String,
+        redirect_uri: String,
+    ) -> Result<Self, super::signing_key::KeyError> {
         Ok(Self {
             issuer,
             client_id,
@@ -94,7 +111,12 @@ impl DevIssuer {
         }
         let hidden: String = ["state", "nonce", "code_challenge", "redirect_uri"]
             .iter()
-            .map(|k| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", escape(&get(k))))
+            .map(|k| {
+                format!(
+                    "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                    escape(&get(k))
+                )
+            })
             .collect();
         let buttons: String = DEMO_USERS
             .iter()
@@ -107,11 +129,21 @@ impl DevIssuer {
                 )
             })
             .collect();
-        (200, dev_page("Pick a demo user.", &format!("<form method=\"post\" action=\"/authorize\">{hidden}{buttons}</form>")))
+        (
+            200,
+            dev_page(
+                "Pick a demo user.",
+                &format!("<form method=\"post\" action=\"/authorize\">{hidden}{buttons}</form>"),
+            ),
+        )
     }
 
     fn authorize_submit(&self, form: &HashMap<String, String>) -> Result<String, String> {
-        let user: usize = form.get("user").and_then(|u| u.parse().ok()).filter(|u| *u < DEMO_USERS.len()).ok_or("unknown user")?;
+        let user: usize = form
+            .get("user")
+            .and_then(|u| u.parse().ok())
+            .filter(|u| *u < DEMO_USERS.len())
+            .ok_or("unknown user")?;
         let redirect_uri = form.get("redirect_uri").cloned().unwrap_or_default();
         if redirect_uri != self.redirect_uri {
             return Err("unknown redirect_uri".into());
@@ -124,7 +156,10 @@ impl DevIssuer {
             redirect_uri: redirect_uri.clone(),
             expires_at: now_secs() + 60,
         };
-        self.codes.lock().map_err(|_| "lock")?.insert(code.clone(), pending);
+        self.codes
+            .lock()
+            .map_err(|_| "lock")?
+            .insert(code.clone(), pending);
         let state = form.get("state").cloned().unwrap_or_default();
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("code", &code)
@@ -134,13 +169,22 @@ impl DevIssuer {
         Ok(format!("{redirect_uri}?{query}"))
     }
 
-    fn token(&self, form: &HashMap<String, String>, authorization: Option<&str>) -> Result<Value, &'static str> {
+    fn token(
+        &self,
+        form: &HashMap<String, String>,
+        authorization: Option<&str>,
+    ) -> Result<Value, &'static str> {
         let (id, secret) = match authorization.and_then(|a| a.strip_prefix("Basic ")) {
             Some(b64) => {
                 let decoded = STANDARD.decode(b64).map_err(|_| "invalid_client")?;
                 let text = String::from_utf8(decoded).map_err(|_| "invalid_client")?;
                 let (id, secret) = text.split_once(':').ok_or("invalid_client")?;
-                let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+                let decode = |s: &str| {
+                    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
                 (decode(id), decode(secret))
             }
             None => (
@@ -155,9 +199,17 @@ impl DevIssuer {
             return Err("unsupported_grant_type");
         }
         let code = form.get("code").ok_or("invalid_grant")?;
-        let pending = self.codes.lock().map_err(|_| "server_error")?.remove(code).ok_or("invalid_grant")?;
+        let pending = self
+            .codes
+            .lock()
+            .map_err(|_| "server_error")?
+            .remove(code)
+            .ok_or("invalid_grant")?;
         let verifier = form.get("code_verifier").ok_or("invalid_grant")?;
-        let computed = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()));
+        let computed = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            verifier.as_bytes(),
+        ));
         if pending.expires_at < now_secs()
             || computed != pending.challenge
             || form.get("redirect_uri") != Some(&pending.redirect_uri)
@@ -172,10 +224,18 @@ impl DevIssuer {
             "preferred_username": user.login, "name": user.name,
             "email": format!("{}@demo.jitgate.invalid", user.login), "groups": user.groups,
         });
-        let id_token = self.key.sign(&json!({ "typ": "JWT" }), &claims).map_err(|_| "server_error")?;
+        let id_token = self
+            .key
+            .sign(&json!({ "typ": "JWT" }), &claims)
+            .map_err(|_| "server_error")?;
         let access_token = random::token().map_err(|_| "server_error")?;
-        self.access_tokens.lock().map_err(|_| "server_error")?.insert(access_token.clone(), pending.user);
-        Ok(json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token }))
+        self.access_tokens
+            .lock()
+            .map_err(|_| "server_error")?
+            .insert(access_token.clone(), pending.user);
+        Ok(
+            json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token }),
+        )
     }
 
     fn userinfo(&self, authorization: Option<&str>) -> Option<Value> {
@@ -209,7 +269,11 @@ impl ServeHttp for DevIssuer {
         let path = req.uri.path().to_string();
         let method = req.method.clone();
         let query = parse_form(req.uri.query().unwrap_or("").as_bytes());
-        let authorization = req.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let authorization = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut body = Vec::new();
         while let Ok(Some(chunk)) = session.read_request_body().await {
             if body.len() + chunk.len() > 64 * 1024 {
@@ -219,8 +283,15 @@ impl ServeHttp for DevIssuer {
         }
         let form = parse_form(&body);
         let (status, content_type, location, text) = match (method.as_str(), path.as_str()) {
-            ("GET", "/.well-known/openid-configuration") => (200, "application/json", None, self.discovery().to_string()),
-            ("GET", "/jwks") => (200, "application/json", None, json!({ "keys": [self.key.jwk()] }).to_string()),
+            ("GET", "/.well-known/openid-configuration") => {
+                (200, "application/json", None, self.discovery().to_string())
+            }
+            ("GET", "/jwks") => (
+                200,
+                "application/json",
+                None,
+                json!({ "keys": [self.key.jwk()] }).to_string(),
+            ),
             ("GET", "/authorize") => {
                 let (status, page) = self.authorize_form(&query);
                 (status, "text/html; charset=utf-8", None, page)
@@ -231,18 +302,35 @@ impl ServeHttp for DevIssuer {
             },
             ("POST", "/token") => match self.token(&form, authorization.as_deref()) {
                 Ok(v) => (200, "application/json", None, v.to_string()),
-                Err(e) => (400, "application/json", None, json!({ "error": e }).to_string()),
+                Err(e) => (
+                    400,
+                    "application/json",
+                    None,
+                    json!({ "error": e }).to_string(),
+                ),
             },
             ("GET", "/userinfo") => match self.userinfo(authorization.as_deref()) {
                 Some(v) => (200, "application/json", None, v.to_string()),
-                None => (401, "application/json", None, json!({ "error": "invalid_token" }).to_string()),
+                None => (
+                    401,
+                    "application/json",
+                    None,
+                    json!({ "error": "invalid_token" }).to_string(),
+                ),
             },
             ("GET", "/logout") => {
                 let target = query.get("post_logout_redirect_uri").cloned();
-                let known = target.as_deref().is_some_and(|t| t.ends_with("/.jitgate/logged-out"));
+                let known = target
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with("/.jitgate/logged-out"));
                 match target.filter(|_| known) {
                     Some(t) => (302, "text/plain", Some(t), String::new()),
-                    None => (200, "text/html; charset=utf-8", None, dev_page("Signed out of the dev issuer.", "")),
+                    None => (
+                        200,
+                        "text/html; charset=utf-8",
+                        None,
+                        dev_page("Signed out of the dev issuer.", ""),
+                    ),
                 }
             }
             _ => (404, "text/plain", None, "not found".to_string()),

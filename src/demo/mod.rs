@@ -26,7 +26,10 @@ pub const ADMIN_PORT: u16 = 9090;
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot prepare {path}: {source}")]
-    Files { path: PathBuf, source: std::io::Error },
+    Files {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the demo policy is invalid: {0}")]
     Policy(#[from] crate::diagnostics::Diagnostics),
     #[error(transparent)]
@@ -91,7 +94,9 @@ pub fn run(dir: &Path) -> Result<(), DemoError> {
             issuer: issuer_url.clone(),
             client_id: "jitgate-demo".into(),
             client_secret: Secret::new(client_secret.clone()),
-            scopes: ["openid", "profile", "email", "groups"].map(String::from).to_vec(),
+            scopes: ["openid", "profile", "email", "groups"]
+                .map(String::from)
+                .to_vec(),
             username_claim: "preferred_username".into(),
             groups_claim: "groups".into(),
         },
@@ -130,4 +135,3 @@ machine only: it is not for production. Stop with Ctrl-C.\n",
     drop(runtime);
     Ok(())
 }
-

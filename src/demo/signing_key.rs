@@ -56,7 +56,10 @@ impl SigningKey {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let sig = self.pair.sign(&self.rng, input.as_bytes()).map_err(|_| KeyError)?;
+        let sig = self
+            .pair
+            .sign(&self.rng, input.as_bytes())
+            .map_err(|_| KeyError)?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
     }
 }

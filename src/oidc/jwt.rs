@@ -30,7 +30,8 @@ pub fn split(token: &str) -> Result<Jws<'_>, JwtError> {
         return Err(JwtError::Shape);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Shape);
     };

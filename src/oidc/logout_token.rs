@@ -70,7 +70,9 @@ impl Oidc {
             serde_json::from_value(Value::String(alg_name.to_string()))
                 .map_err(|_| LogoutTokenError::Invalid("unknown alg"))?;
         if !ALLOWED_ALGS.contains(&alg) {
-            return Err(LogoutTokenError::Invalid("alg is not an accepted asymmetric algorithm"));
+            return Err(LogoutTokenError::Invalid(
+                "alg is not an accepted asymmetric algorithm",
+            ));
         }
         if let Some(typ) = jws.header.get("typ") {
             let typ = typ.as_str().unwrap_or("").to_ascii_lowercase();
@@ -107,7 +109,9 @@ impl Oidc {
             _ => false,
         };
         if !aud_ok {
-            return Err(LogoutTokenError::Invalid("aud does not include our client id"));
+            return Err(LogoutTokenError::Invalid(
+                "aud does not include our client id",
+            ));
         }
         let now = crate::clock::now_secs();
         let iat = claims
@@ -128,13 +132,23 @@ impl Oidc {
             .and_then(|events| events.get(EVENT))
             .is_some_and(Value::is_object);
         if !has_event {
-            return Err(LogoutTokenError::Invalid("events lacks the back-channel logout event"));
+            return Err(LogoutTokenError::Invalid(
+                "events lacks the back-channel logout event",
+            ));
         }
         if claims.contains_key("nonce") {
-            return Err(LogoutTokenError::Invalid("a logout token must not carry a nonce"));
+            return Err(LogoutTokenError::Invalid(
+                "a logout token must not carry a nonce",
+            ));
         }
-        let sub = claims.get("sub").and_then(Value::as_str).map(str::to_string);
-        let sid = claims.get("sid").and_then(Value::as_str).map(str::to_string);
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if sub.is_none() && sid.is_none() {
             return Err(LogoutTokenError::Invalid("neither sid nor sub"));
         }

@@ -96,8 +96,20 @@ pub struct LoginResult {
 
 /// Claims that describe the token, not the user; kept out of sessions and headers.
 const PROTOCOL_CLAIMS: &[&str] = &[
-    "aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "azp", "auth_time", "jti", "sid",
-    "acr", "amr", "s_hash",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "auth_time",
+    "jti",
+    "sid",
+    "acr",
+    "amr",
+    "s_hash",
 ];
 
 impl Oidc {
@@ -262,22 +274,23 @@ impl Oidc {
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_string());
-        let claims = match self.check_id_token(&provider, id_token, &nonce, response.access_token()) {
-            Err(IdTokenCheck::UnknownKey) => match self.refresh_jwks(&provider).await? {
-                Some(fresh) => {
-                    provider = fresh;
-                    self.check_id_token(&provider, id_token, &nonce, response.access_token())
-                }
-                None => Err(IdTokenCheck::UnknownKey),
-            },
-            other => other,
-        }
-        .map_err(|e| match e {
-            IdTokenCheck::UnknownKey => {
-                OidcError::InvalidToken("signed with a key the IdP does not publish".into())
+        let claims =
+            match self.check_id_token(&provider, id_token, &nonce, response.access_token()) {
+                Err(IdTokenCheck::UnknownKey) => match self.refresh_jwks(&provider).await? {
+                    Some(fresh) => {
+                        provider = fresh;
+                        self.check_id_token(&provider, id_token, &nonce, response.access_token())
+                    }
+                    None => Err(IdTokenCheck::UnknownKey),
+                },
+                other => other,
             }
-            IdTokenCheck::Invalid(msg) => OidcError::InvalidToken(msg),
-        })?;
+            .map_err(|e| match e {
+                IdTokenCheck::UnknownKey => {
+                    OidcError::InvalidToken("signed with a key the IdP does not publish".into())
+                }
+                IdTokenCheck::Invalid(msg) => OidcError::InvalidToken(msg),
+            })?;
         let now = crate::clock::now_secs();
         let iat = claims.issue_time().timestamp();
         if iat > now + CLOCK_SKEW || iat < now - MAX_ID_TOKEN_AGE {
@@ -286,14 +299,22 @@ impl Oidc {
             ));
         }
         let raw_token = id_token.to_string();
-        let mut merged = jwt::payload(&raw_token)
-            .map_err(|e| OidcError::InvalidToken(e.to_string()))?;
+        let mut merged =
+            jwt::payload(&raw_token).map_err(|e| OidcError::InvalidToken(e.to_string()))?;
         let sub = claims.subject().as_str().to_string();
         let iss = claims.issuer().as_str().to_string();
-        let sid = merged.get("sid").and_then(Value::as_str).map(str::to_string);
+        let sid = merged
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if let Some(url) = provider.metadata.userinfo_endpoint() {
-            self.merge_userinfo(url.as_str(), response.access_token().secret(), &sub, &mut merged)
-                .await;
+            self.merge_userinfo(
+                url.as_str(),
+                response.access_token().secret(),
+                &sub,
+                &mut merged,
+            )
+            .await;
         }
         for claim in PROTOCOL_CLAIMS {
             merged.remove(*claim);
@@ -331,7 +352,7 @@ impl Oidc {
             let key = id_token.signing_key(&verifier).map_err(|e| invalid(&e))?;
             let actual = AccessTokenHash::from_token::<openidconnect::core::CoreJsonWebKey>(
                 access_token,
-                &alg,
+                alg,
                 key,
             )
             .map_err(|e| invalid(&e))?;
@@ -412,7 +433,8 @@ impl Oidc {
             .set_post_logout_redirect_uri(self.post_logout_url.clone())
             .http_get_url();
         if !id_token_hint.is_empty() {
-            url.query_pairs_mut().append_pair("id_token_hint", id_token_hint);
+            url.query_pairs_mut()
+                .append_pair("id_token_hint", id_token_hint);
         }
         Some(url.to_string())
     }
@@ -420,14 +442,13 @@ impl Oidc {
     /// The current signing keys, refreshed once if `kid` is unknown.
     async fn keys_for(&self, kid: Option<&str>) -> Result<CoreJsonWebKeySet, OidcError> {
         let provider = self.provider().await?;
-        let known = |p: &Provider| match kid {
-            None => true,
-            Some(kid) => p
-                .jwks
-                .keys()
-                .iter()
-                .any(|k| openidconnect::JsonWebKey::key_id(k).is_some_and(|id| id.as_str() == kid)),
-        };
+        let known =
+            |p: &Provider| match kid {
+                None => true,
+                Some(kid) => p.jwks.keys().iter().any(|k| {
+                    openidconnect::JsonWebKey::key_id(k).is_some_and(|id| id.as_str() == kid)
+                }),
+            };
         if known(&provider) {
             return Ok(provider.jwks.clone());
         }

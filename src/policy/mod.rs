@@ -117,7 +117,7 @@ pub struct Allow {
 impl Allow {
     fn admits(&self, identity: &Identity) -> bool {
         self.any_authenticated
-            || self.users.iter().any(|u| *u == identity.username)
+            || self.users.contains(&identity.username)
             || self
                 .groups
                 .iter()
@@ -204,7 +204,11 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Diagnostics> {
                 if let Some(first) = names.get(&app.name) {
                     report.at(
                         raw.app.span(),
-                        format!("app `{}` is already defined in {}", app.name, first.display()),
+                        format!(
+                            "app `{}` is already defined in {}",
+                            app.name,
+                            first.display()
+                        ),
                     );
                 } else {
                     names.insert(app.name.clone(), path.clone());
@@ -323,12 +327,19 @@ fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
                     Ok(method) if KNOWN_METHODS.contains(&method.as_str()) => parsed.push(method),
                     _ => report.at(
                         m.span(),
-                        format!("unknown method `{}`, expected one of {}", m.as_str(), KNOWN_METHODS.join(", ")),
+                        format!(
+                            "unknown method `{}`, expected one of {}",
+                            m.as_str(),
+                            KNOWN_METHODS.join(", ")
+                        ),
                     ),
                 }
             }
             if list.is_empty() {
-                report.at(route.path.span(), "`methods` is empty; leave it out to match every method");
+                report.at(
+                    route.path.span(),
+                    "`methods` is empty; leave it out to match every method",
+                );
             }
             methods = Some(parsed);
         }
@@ -409,7 +420,10 @@ fn upstream(report: &mut FileReport, value: &Spanned<String>) -> Option<Upstream
         "http" => false,
         "https" => true,
         other => {
-            report.at(value.span(), format!("upstream must be http or https, not {other}"));
+            report.at(
+                value.span(),
+                format!("upstream must be http or https, not {other}"),
+            );
             return None;
         }
     };
@@ -425,7 +439,10 @@ fn upstream(report: &mut FileReport, value: &Spanned<String>) -> Option<Upstream
     Some(Upstream {
         address: format!("{host}:{port}"),
         tls,
-        sni: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        sni: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
     })
 }
 

@@ -137,20 +137,29 @@ mod tests {
     #[test]
     fn reads_a_token_among_other_cookies() {
         let r = req(&[&format!("a=1; jitgate_session={TOKEN}; b=2")]);
-        assert_eq!(read(&r, "jitgate_session"), CookieValue::Token(TOKEN.into()));
+        assert_eq!(
+            read(&r, "jitgate_session"),
+            CookieValue::Token(TOKEN.into())
+        );
         assert_eq!(read(&r, "other"), CookieValue::Absent);
     }
 
     #[test]
     fn garbage_or_conflicting_copies_are_malformed() {
-        assert_eq!(read(&req(&["jitgate_session=short"]), "jitgate_session"), CookieValue::Malformed);
+        assert_eq!(
+            read(&req(&["jitgate_session=short"]), "jitgate_session"),
+            CookieValue::Malformed
+        );
         let two = req(&[&format!("jitgate_session={TOKEN}"), "jitgate_session=x"]);
         assert_eq!(read(&two, "jitgate_session"), CookieValue::Malformed);
     }
 
     #[test]
     fn own_cookies_never_reach_the_app() {
-        let mut r = req(&[&format!("a=1; jitgate_session={TOKEN}"), "jitgate_login=z; b=2"]);
+        let mut r = req(&[
+            &format!("a=1; jitgate_session={TOKEN}"),
+            "jitgate_login=z; b=2",
+        ]);
         strip_own(&mut r, CookieNames { secure: false });
         assert_eq!(r.headers.get("cookie").unwrap(), "a=1; b=2");
     }
@@ -160,7 +169,9 @@ mod tests {
         let names = CookieNames { secure: true };
         let set = names.set(names.session(), TOKEN, None);
         assert!(set.starts_with("__Host-jitgate="));
-        assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Lax"));
+        assert!(
+            set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Lax")
+        );
         assert!(!set.contains("Domain"));
     }
 }

@@ -141,7 +141,11 @@ impl Sessions {
         }
     }
 
-    async fn load(&self, id_hash: &str, now: i64) -> Result<Option<Arc<ActiveSession>>, SessionError> {
+    async fn load(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<Arc<ActiveSession>>, SessionError> {
         let Some(record) = self.store.get_session(id_hash).await? else {
             return Ok(None);
         };

@@ -28,7 +28,8 @@ pub struct SqlStore {
     backend: Backend,
 }
 
-const SESSION_COLUMNS: &str = "id_hash, host, iss, sub, sid, identity, id_token, login_at, last_seen";
+const SESSION_COLUMNS: &str =
+    "id_hash, host, iss, sub, sid, identity, id_token, login_at, last_seen";
 
 impl SqlStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -69,8 +70,16 @@ impl SqlStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -80,9 +89,15 @@ impl SqlStore {
 fn sqlite_url(path: &str) -> Result<String, StoreError> {
     let file = path.split('?').next().unwrap_or(path);
     if file != ":memory:" {
-        if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Setup(format!("cannot create data directory {}: {e}", dir.display()))
+                StoreError::Setup(format!(
+                    "cannot create data directory {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
     }
@@ -161,16 +176,14 @@ impl Store for SqlStore {
         // A token with both sid and sub ends that IdP session of that user; one with only sub
         // ends every session of the user; one with only sid ends that IdP session.
         let rows = match (selector.sub, selector.sid) {
-            (Some(sub), Some(sid)) => {
-                sqlx::query(
-                    "DELETE FROM sessions WHERE iss = $1 AND sub = $2 AND sid = $3 RETURNING id_hash",
-                )
-                .bind(selector.iss)
-                .bind(sub)
-                .bind(sid)
-                .fetch_all(&self.pool)
-                .await?
-            }
+            (Some(sub), Some(sid)) => sqlx::query(
+                "DELETE FROM sessions WHERE iss = $1 AND sub = $2 AND sid = $3 RETURNING id_hash",
+            )
+            .bind(selector.iss)
+            .bind(sub)
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?,
             (Some(sub), None) => {
                 sqlx::query("DELETE FROM sessions WHERE iss = $1 AND sub = $2 RETURNING id_hash")
                     .bind(selector.iss)
@@ -247,8 +260,8 @@ impl Store for SqlStore {
     }
 
     async fn put_handoff(&self, h: &Handoff) -> Result<(), StoreError> {
-        let session = serde_json::to_string(&h.session)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let session =
+            serde_json::to_string(&h.session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO handoffs (code_hash, target_host, return_to, session, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",

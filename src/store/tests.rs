@@ -30,26 +30,53 @@ async fn story(store: &dyn Store) {
     assert_eq!(store.get_session("nope").await.unwrap(), None);
     store.touch_session("h1", 1_500).await.unwrap();
     store.touch_session("h1", 1_200).await.unwrap();
-    assert_eq!(store.get_session("h1").await.unwrap().unwrap().last_seen, 1_500);
-    assert!(store.put_session(&s).await.is_err(), "duplicate id must be refused");
+    assert_eq!(
+        store.get_session("h1").await.unwrap().unwrap().last_seen,
+        1_500
+    );
+    assert!(
+        store.put_session(&s).await.is_err(),
+        "duplicate id must be refused"
+    );
 
     // Back-channel logout selectors: sid+sub, sub only, sid only; never another user.
-    store.put_session(&session("h2", "alice", Some("sid-b"), 1_000)).await.unwrap();
-    store.put_session(&session("h3", "bob", Some("sid-a"), 1_000)).await.unwrap();
-    store.put_session(&session("h4", "alice", None, 1_000)).await.unwrap();
+    store
+        .put_session(&session("h2", "alice", Some("sid-b"), 1_000))
+        .await
+        .unwrap();
+    store
+        .put_session(&session("h3", "bob", Some("sid-a"), 1_000))
+        .await
+        .unwrap();
+    store
+        .put_session(&session("h4", "alice", None, 1_000))
+        .await
+        .unwrap();
     let by_sid_sub = store
-        .delete_sessions_for_logout(LogoutSelector { iss: "https://idp", sub: Some("alice"), sid: Some("sid-a") })
+        .delete_sessions_for_logout(LogoutSelector {
+            iss: "https://idp",
+            sub: Some("alice"),
+            sid: Some("sid-a"),
+        })
         .await
         .unwrap();
     assert_eq!(by_sid_sub, vec!["h1".to_string()]);
     let mut by_sub = store
-        .delete_sessions_for_logout(LogoutSelector { iss: "https://idp", sub: Some("alice"), sid: None })
+        .delete_sessions_for_logout(LogoutSelector {
+            iss: "https://idp",
+            sub: Some("alice"),
+            sid: None,
+        })
         .await
         .unwrap();
     by_sub.sort();
     assert_eq!(by_sub, vec!["h2".to_string(), "h4".to_string()]);
     let other_issuer = store
-        .delete_sessions_for_logout(LogoutSelector { iss: "https://other", sub: None, sid: Some("sid-a") })
+        .delete_sessions_for_logout(LogoutSelector {
+            iss: "https://other",
+            sub: None,
+            sid: Some("sid-a"),
+        })
         .await
         .unwrap();
     assert!(other_issuer.is_empty());
@@ -58,8 +85,14 @@ async fn story(store: &dyn Store) {
     assert!(!store.delete_session("h3").await.unwrap());
 
     // Expiry sweep: idle or past the absolute limit.
-    store.put_session(&session("old-idle", "carol", None, 100)).await.unwrap();
-    store.put_session(&session("fresh", "carol", None, 5_000)).await.unwrap();
+    store
+        .put_session(&session("old-idle", "carol", None, 100))
+        .await
+        .unwrap();
+    store
+        .put_session(&session("fresh", "carol", None, 5_000))
+        .await
+        .unwrap();
     assert_eq!(store.delete_expired_sessions(1_000, 500).await.unwrap(), 1);
     assert!(store.get_session("fresh").await.unwrap().is_some());
 
@@ -103,7 +136,10 @@ async fn story(store: &dyn Store) {
             .unwrap();
     }
     let recent = store.recent_audit(2).await.unwrap();
-    assert_eq!(recent.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["logout", "access_denied"]);
+    assert_eq!(
+        recent.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["logout", "access_denied"]
+    );
     assert_eq!(recent[0].app, None);
 }
 
@@ -151,15 +187,28 @@ async fn sqlite_store_keeps_the_contract() {
 async fn postgres_store_keeps_the_contract() {
     let admin_url = std::env::var("JITGATE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let name = format!("jitgate_test_{}", crate::random::token().unwrap().to_ascii_lowercase().replace(['-', '_'], "")[..16].to_string());
+    let suffix = crate::random::token()
+        .unwrap()
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "");
+    let name = format!("jitgate_test_{}", &suffix[..16]);
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
         .expect("PostgreSQL must run on 127.0.0.1:5432 (see README, Testing)");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
     let store = std::sync::Arc::new(open(&format!("{base}/{name}")).await.unwrap());
     story(store.as_ref()).await;
     single_use_under_race(store.clone()).await;
     drop(store);
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }

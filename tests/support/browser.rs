@@ -49,7 +49,9 @@ impl Browser {
     }
 
     pub fn send(&self, url: &str, request: RequestBuilder) -> Page {
-        let resp = request.send().unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let resp = request
+            .send()
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
         let status = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
@@ -85,7 +87,10 @@ impl Browser {
 
     /// GET asking the echo app for JSON.
     pub fn get_json(&self, url: &str) -> Page {
-        self.send(url, self.client.get(url).header("accept", "application/json"))
+        self.send(
+            url,
+            self.client.get(url).header("accept", "application/json"),
+        )
     }
 
     pub fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Page {
@@ -118,7 +123,10 @@ impl Browser {
                 _ => return chain,
             }
         }
-        panic!("redirect loop: {:?}", chain.iter().map(|p| &p.url).collect::<Vec<_>>());
+        panic!(
+            "redirect loop: {:?}",
+            chain.iter().map(|p| &p.url).collect::<Vec<_>>()
+        );
     }
 
     pub fn follow(&self, url: &str) -> Vec<Page> {
@@ -182,7 +190,10 @@ pub fn form_action(html: &str) -> Option<String> {
 
 pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     let form_start = html.find("<form").unwrap_or(0);
-    let form_end = html[form_start..].find("</form>").map(|e| e + form_start).unwrap_or(html.len());
+    let form_end = html[form_start..]
+        .find("</form>")
+        .map(|e| e + form_start)
+        .unwrap_or(html.len());
     let form = &html[form_start..form_end];
     form.match_indices("<input")
         .filter_map(|(i, _)| {

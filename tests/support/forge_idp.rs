@@ -110,7 +110,8 @@ impl ForgeIdp {
                     URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "typ": "JWT" }).to_string()),
                     URL_SAFE_NO_PAD.encode(claims.to_string())
                 );
-                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, super::CLIENT_SECRET.as_bytes());
+                let key =
+                    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, super::CLIENT_SECRET.as_bytes());
                 let tag = ring::hmac::sign(&key, input.as_bytes());
                 format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
             }
@@ -126,19 +127,25 @@ impl ServeHttp for ForgeService {
         let req = session.req_header();
         let path = req.uri.path().to_string();
         let query: HashMap<String, String> =
-            url::form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+            url::form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         while let Ok(Some(_)) = session.read_request_body().await {}
         let issuer = forge.issuer.lock().unwrap().clone();
         let (status, location, body): (u16, Option<String>, Value) = match path.as_str() {
-            "/.well-known/openid-configuration" => (200, None, json!({
-                "issuer": issuer,
-                "authorization_endpoint": format!("{issuer}/authorize"),
-                "token_endpoint": format!("{issuer}/token"),
-                "jwks_uri": format!("{issuer}/jwks"),
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["ES256"],
-            })),
+            "/.well-known/openid-configuration" => (
+                200,
+                None,
+                json!({
+                    "issuer": issuer,
+                    "authorization_endpoint": format!("{issuer}/authorize"),
+                    "token_endpoint": format!("{issuer}/token"),
+                    "jwks_uri": format!("{issuer}/jwks"),
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["ES256"],
+                }),
+            ),
             "/jwks" => (200, None, json!({ "keys": [forge.key.jwk()] })),
             "/authorize" => {
                 *forge.nonce.lock().unwrap() = query.get("nonce").cloned().unwrap_or_default();
@@ -150,10 +157,14 @@ impl ServeHttp for ForgeService {
                 let target = format!("{redirect}?code=forge-code&state={state}");
                 (302, Some(target), json!({}))
             }
-            "/token" => (200, None, json!({
-                "access_token": "forge-access-token", "token_type": "Bearer",
-                "expires_in": 300, "id_token": forge.id_token(),
-            })),
+            "/token" => (
+                200,
+                None,
+                json!({
+                    "access_token": "forge-access-token", "token_type": "Bearer",
+                    "expires_in": 300, "id_token": forge.id_token(),
+                }),
+            ),
             _ => (404, None, json!({ "error": "not found" })),
         };
         let text = body.to_string();

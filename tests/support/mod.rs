@@ -237,8 +237,10 @@ impl Jitgate {
             Idp::Forge(forge) => {
                 let forge_port = free_port();
                 forge.set_issuer(format!("http://127.0.0.1:{forge_port}"));
-                let mut service =
-                    Service::new("forge idp".to_string(), forge_idp::ForgeService(forge.clone()));
+                let mut service = Service::new(
+                    "forge idp".to_string(),
+                    forge_idp::ForgeService(forge.clone()),
+                );
                 service.add_tcp(&format!("127.0.0.1:{forge_port}"));
                 forge_service = Some(service);
                 (format!("http://127.0.0.1:{forge_port}"), None)
@@ -266,8 +268,8 @@ policies: policies\n",
         std::fs::write(&config_path, config).expect("write config");
 
         let cfg = jitgate::config::load(&config_path).unwrap_or_else(|e| panic!("config: {e}"));
-        let policy_set =
-            jitgate::policy::load_dir(&cfg.policies_dir).unwrap_or_else(|e| panic!("policies: {e}"));
+        let policy_set = jitgate::policy::load_dir(&cfg.policies_dir)
+            .unwrap_or_else(|e| panic!("policies: {e}"));
         let control = start_control(cfg, policy_set).expect("control");
         let mut server = build_server(control.gate.clone(), 1).expect("server");
         let mut upstream = Service::new("echo".to_string(), jitgate::demo::upstream::EchoApp);
@@ -348,8 +350,12 @@ impl Drop for Jitgate {
 
 /// The JSON the echo app returned: which headers reached the upstream.
 pub fn echoed_headers(page: &Page) -> serde_json::Map<String, Value> {
-    let v: Value = serde_json::from_str(&page.body)
-        .unwrap_or_else(|_| panic!("not an echo from the upstream: {} {}", page.status, page.body));
+    let v: Value = serde_json::from_str(&page.body).unwrap_or_else(|_| {
+        panic!(
+            "not an echo from the upstream: {} {}",
+            page.status, page.body
+        )
+    });
     v["headers"].as_object().cloned().unwrap_or_default()
 }
 
