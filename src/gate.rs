@@ -46,10 +46,16 @@ impl Gate {
         store: Arc<dyn Store>,
     ) -> Result<Self, GateError> {
         let oidc = Oidc::new(config.idp.clone(), &config.public.base)?;
+        let metrics = Metrics::new()?;
         Ok(Self {
-            sessions: Sessions::new(store.clone(), config.session, SESSION_CACHE_CAPACITY),
+            sessions: Sessions::new(
+                store.clone(),
+                config.session,
+                SESSION_CACHE_CAPACITY,
+                &metrics.session_cache,
+            ),
             audit: Audit::new(store.clone()),
-            metrics: Metrics::new()?,
+            metrics,
             cookies: CookieNames {
                 secure: config.public.https,
             },

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use moka::sync::Cache;
+use prometheus::{IntCounter, IntCounterVec};
 
 use crate::clock::now_secs;
 use crate::config::SessionSettings;
@@ -60,6 +61,8 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     cache: Cache<String, Arc<ActiveSession>>,
     settings: SessionSettings,
+    hits: IntCounter,
+    misses: IntCounter,
 }
 
 /// A new session's id, for the cookie, and its record.
@@ -69,7 +72,13 @@ pub struct NewSession {
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn Store>, settings: SessionSettings, capacity: u64) -> Self {
+    /// `lookups` is a counter with one label, `result`, that gets `hit` or `miss`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: SessionSettings,
+        capacity: u64,
+        lookups: &IntCounterVec,
+    ) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity)
             .time_to_idle(settings.idle_timeout)
@@ -78,6 +87,8 @@ impl Sessions {
             store,
             cache,
             settings,
+            hits: lookups.with_label_values(&["hit"]),
+            misses: lookups.with_label_values(&["miss"]),
         }
     }
 
@@ -98,7 +109,10 @@ impl Sessions {
             .get(&id_hash)
             .filter(|s| now - s.loaded_at < self.settings.revalidate_after.as_secs() as i64);
         let session = match cached {
-            Some(s) => s,
+            Some(s) => {
+                self.hits.inc();
+                s
+            }
             None => match self.load(&id_hash, now).await? {
                 Some(s) => s,
                 None => return Ok(Err(SessionEnd::Unknown)),
@@ -146,6 +160,7 @@ impl Sessions {
         id_hash: &str,
         now: i64,
     ) -> Result<Option<Arc<ActiveSession>>, SessionError> {
+        self.misses.inc();
         let Some(record) = self.store.get_session(id_hash).await? else {
             return Ok(None);
         };
