@@ -1,1 +1,203 @@
-fn main() {}
+//! Micro-benches of the per-request hot path: cookie -> cached session -> route -> headers.
+//!
+//! Run with `cargo bench --bench hot_path`. Targets (issue #2): the whole hot path under
+//! 2 µs, and under 1 KiB of memory per cached session (printed before the benches run).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::Method;
+use jitgate::config::SessionSettings;
+use jitgate::identity::{self, Identity};
+use jitgate::policy::{self, normalize_path, AppPolicy};
+use jitgate::session::cookie::{self, CookieNames, CookieValue};
+use jitgate::session::Sessions;
+use jitgate::store::{SessionRecord, Store};
+use pingora_http::RequestHeader;
+use serde_json::json;
+
+const HOST: &str = "wiki.example.test";
+
+fn identity(i: usize) -> Identity {
+    let claims = json!({
+        "preferred_username": format!("user{i}"),
+        "name": format!("User Number {i}"),
+        "email": format!("user{i}@example.com"),
+        "email_verified": true,
+        "groups": ["engineering", "support", "wiki-readers"],
+    });
+    Identity::from_claims(
+        "https://login.example.com/oauth2/default".into(),
+        format!("00u{i:0>17}"),
+        claims.as_object().cloned().unwrap(),
+        "preferred_username",
+        "groups",
+    )
+}
+
+fn record(token: &str, i: usize) -> SessionRecord {
+    let id = identity(i);
+    SessionRecord {
+        id_hash: jitgate::random::hash(token),
+        host: HOST.into(),
+        iss: id.iss.clone(),
+        sub: id.sub.clone(),
+        sid: Some(format!("sid-{i:0>20}")),
+        identity: serde_json::to_string(&id).unwrap(),
+        id_token: String::new(),
+        login_at: jitgate::clock::now_secs(),
+        last_seen: jitgate::clock::now_secs(),
+    }
+}
+
+struct Fixture {
+    sessions: Sessions,
+    app: Arc<AppPolicy>,
+    request: RequestHeader,
+    token: String,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(runtime.block_on(jitgate::store::open(&url)).unwrap());
+    let counters = prometheus::IntCounterVec::new(prometheus::Opts::new("c", "c"), &["result"]).unwrap();
+    let sessions = Sessions::new(store, SessionSettings::default(), 2_000_000, &counters);
+    let token = jitgate::random::token().unwrap();
+    sessions.remember(&record(&token, 0)).unwrap();
+
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("wiki.yaml"),
+        "app: wiki
+hosts: [wiki.example.test]
+upstream: http://127.0.0.1:8000
+identity:
+  headers:
+    X-Forwarded-User: preferred_username
+    X-Forwarded-Email: email
+    X-Forwarded-Groups: groups
+routes:
+  - path: /admin/**
+    allow: { groups: [wiki-admins] }
+  - path: /api/*/export
+    methods: [GET]
+    allow: { groups: [auditors] }
+  - path: /**
+    allow: { groups: [engineering, support] }
+",
+    )
+    .unwrap();
+    let app = policy::load_dir(policies.path()).unwrap().apps()[0].clone();
+
+    let mut request = RequestHeader::build("GET", b"/docs/getting-started?tab=2", None).unwrap();
+    request.insert_header("host", "wiki.example.test").unwrap();
+    request.insert_header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/156").unwrap();
+    request.insert_header("accept", "text/html,application/xhtml+xml").unwrap();
+    request.insert_header("accept-language", "en-US,en;q=0.9").unwrap();
+    request
+        .insert_header("cookie", format!("_ga=GA1.2.3; jitgate_session={token}; theme=dark"))
+        .unwrap();
+    Fixture { sessions, app, request, token, _runtime: runtime, _dir: dir }
+}
+
+/// The full hot path on one request, as `proxy::JitgateProxy::admit` runs it on a cache hit.
+fn hot_path(f: &Fixture, request: &mut RequestHeader) -> bool {
+    identity::strip_spoofed(request, &f.app.strip_header_keys);
+    let normalized = normalize_path(request.uri.path()).unwrap();
+    let CookieValue::Token(token) = cookie::read(request, "jitgate_session") else {
+        return false;
+    };
+    let Some(session) = f.sessions.resolve_cached(&token, HOST) else {
+        return false;
+    };
+    if f.app.decide(&request.method, &normalized, &session.identity).is_err() {
+        return false;
+    }
+    identity::set_identity_headers(request, &f.app, &session.identity).unwrap();
+    cookie::strip_own(request, CookieNames { secure: false });
+    true
+}
+
+/// Resident memory of this process, in bytes.
+fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn memory_per_session(f: &Fixture) {
+    const N: usize = 200_000;
+    let records: Vec<SessionRecord> = (0..N).map(|i| record(&format!("bench-token-{i}"), i + 1)).collect();
+    let before = rss_bytes();
+    for r in &records {
+        f.sessions.remember(r).unwrap();
+    }
+    assert!(f.sessions.cached() >= N as u64);
+    let after = rss_bytes();
+    let per = (after.saturating_sub(before)) / N;
+    println!(
+        "memory per cached session: {per} bytes ({N} sessions, RSS +{} KiB); target < 1024 bytes: {}",
+        (after - before) / 1024,
+        if per < 1024 { "met" } else { "MISSED" }
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    assert!(hot_path(&f, &mut f.request.clone()), "the fixture request must be admitted");
+    if std::env::args().any(|a| a == "--bench") {
+        memory_per_session(&f);
+    }
+
+    let mut group = c.benchmark_group("hot_path");
+    group.bench_function("cookie_read", |b| {
+        b.iter(|| black_box(cookie::read(black_box(&f.request), "jitgate_session")))
+    });
+    group.bench_function("session_cache_hit", |b| {
+        b.iter(|| black_box(f.sessions.resolve_cached(black_box(&f.token), HOST)))
+    });
+    let session = f.sessions.resolve_cached(&f.token, HOST).unwrap();
+    group.bench_function("route_decision", |b| {
+        b.iter(|| {
+            let normalized = normalize_path(black_box("/docs/getting-started?tab=2")).unwrap();
+            black_box(f.app.decide(&Method::GET, &normalized, &session.identity).is_ok())
+        })
+    });
+    group.bench_function("identity_headers", |b| {
+        b.iter_batched(
+            || f.request.clone(),
+            |mut r| {
+                identity::strip_spoofed(&mut r, &f.app.strip_header_keys);
+                identity::set_identity_headers(&mut r, &f.app, &session.identity).unwrap();
+                cookie::strip_own(&mut r, CookieNames { secure: false });
+                r
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("full_request", |b| {
+        b.iter_batched(
+            || f.request.clone(),
+            |mut r| {
+                assert!(hot_path(&f, &mut r));
+                r
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(hot, benches);
+criterion_main!(hot);

@@ -222,6 +222,11 @@ impl Sessions {
     /// Stores a prepared record (used for hand-offs, whose id is chosen by the caller).
     pub async fn insert_record(&self, record: &SessionRecord) -> Result<(), SessionError> {
         self.store.put_session(record).await?;
+        self.remember(record)
+    }
+
+    /// Puts a stored record into this replica's cache.
+    pub fn remember(&self, record: &SessionRecord) -> Result<(), SessionError> {
         let active = active_from_record(record, now_secs())?;
         self.cache.insert(record.id_hash.clone(), Arc::new(active));
         Ok(())
