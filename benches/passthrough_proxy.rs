@@ -20,8 +20,16 @@ struct Passthrough {
 impl ProxyHttp for Passthrough {
     type CTX = ();
     fn new_ctx(&self) {}
-    async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> pingora_error::Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream.as_str(), false, String::new())))
+    async fn upstream_peer(
+        &self,
+        _s: &mut Session,
+        _c: &mut (),
+    ) -> pingora_error::Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(
+            self.upstream.as_str(),
+            false,
+            String::new(),
+        )))
     }
 }
 
@@ -33,7 +41,10 @@ fn main() {
         println!("passthrough_proxy: set PASSTHROUGH_LISTEN and PASSTHROUGH_UPSTREAM to run it (benches/load.sh does)");
         return;
     };
-    let threads = std::env::var("PASSTHROUGH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    let threads = std::env::var("PASSTHROUGH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
     let conf = ServerConf {
         threads,
         grace_period_seconds: Some(1),
@@ -43,7 +54,8 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy = pingora_proxy::http_proxy_service(&server.configuration, Passthrough { upstream });
+    let mut proxy =
+        pingora_proxy::http_proxy_service(&server.configuration, Passthrough { upstream });
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.run(pingora_core::server::RunArgs::default());

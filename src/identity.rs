@@ -5,6 +5,8 @@
 //! an app could mistake for one of jitgate's identity headers (any letter case, `_` for `-`,
 //! every copy), and only then are the configured headers set from the session's claims.
 
+use std::sync::Arc;
+
 use http::HeaderValue;
 use pingora_http::RequestHeader;
 use serde::{Deserialize, Serialize};
@@ -13,15 +15,80 @@ use serde_json::{Map, Value};
 use crate::policy::AppPolicy;
 
 /// The logged-in user. Keyed by `iss` + `sub`; email and names are only attributes.
+///
+/// Compact on purpose, since one is cached per live session: claims are kept already rendered
+/// as header-safe text, packed into one string (`name\tvalue\n`, sorted by name), and groups
+/// into another (`\n`-separated). Stored as readable JSON through [`IdentityRecord`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "IdentityRecord", into = "IdentityRecord")]
 pub struct Identity {
+    /// Shared between sessions of the same issuer (see `Identity::share_issuer`).
+    pub iss: Arc<str>,
+    pub sub: Box<str>,
+    /// The configured username claim (e.g. `preferred_username`), for policies and logs.
+    pub username: Box<str>,
+    groups: Box<str>,
+    /// Claim names and values back to back.
+    claims: Box<str>,
+    /// Per claim: where its name starts, where its value starts and ends in `claims`;
+    /// sorted by name (a name ends where its value starts).
+    claim_index: Box<[[u32; 3]]>,
+}
+
+/// The stored form of an [`Identity`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityRecord {
     pub iss: String,
     pub sub: String,
-    /// The configured username claim (e.g. `preferred_username`), for policies and logs.
     pub username: String,
     pub groups: Vec<String>,
-    /// Every claim from the ID token and (matching) userinfo, for identity headers.
-    pub claims: Map<String, Value>,
+    pub claims: std::collections::BTreeMap<String, String>,
+}
+
+impl From<IdentityRecord> for Identity {
+    fn from(r: IdentityRecord) -> Self {
+        let groups: Vec<String> = r
+            .groups
+            .into_iter()
+            .map(|g| g.chars().filter(|c| !c.is_control()).collect())
+            .collect();
+        let mut packed = String::new();
+        let mut index = Vec::with_capacity(r.claims.len());
+        for (name, value) in &r.claims {
+            let too_long = packed.len() + name.len() + value.len() > u32::MAX as usize;
+            if value.chars().any(char::is_control) || too_long {
+                continue;
+            }
+            let name_start = packed.len() as u32;
+            packed.push_str(name);
+            let value_start = packed.len() as u32;
+            packed.push_str(value);
+            index.push([name_start, value_start, packed.len() as u32]);
+        }
+        Self {
+            iss: r.iss.into(),
+            sub: r.sub.into(),
+            username: r.username.into(),
+            groups: groups.join("\n").into(),
+            claims: packed.into(),
+            claim_index: index.into_boxed_slice(),
+        }
+    }
+}
+
+impl From<Identity> for IdentityRecord {
+    fn from(id: Identity) -> Self {
+        Self {
+            groups: id.groups().map(str::to_string).collect(),
+            claims: id
+                .claim_pairs()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            iss: id.iss.to_string(),
+            sub: id.sub.into(),
+            username: id.username.into(),
+        }
+    }
 }
 
 impl Identity {
@@ -36,8 +103,8 @@ impl Identity {
         let username = claims
             .get(username_claim)
             .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| sub.clone());
+            .unwrap_or(&sub)
+            .to_string();
         let groups = match claims.get(groups_claim) {
             Some(Value::Array(items)) => items
                 .iter()
@@ -50,38 +117,102 @@ impl Identity {
                 .collect(),
             _ => Vec::new(),
         };
-        Self {
+        let claims = claims
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), render(value)?)))
+            .collect();
+        IdentityRecord {
             iss,
             sub,
             username,
             groups,
             claims,
         }
+        .into()
     }
 
-    /// A claim rendered as one header value: strings as-is, lists joined with `,`, control
-    /// characters dropped so a claim can never split or inject headers.
-    pub fn header_value(&self, claim: &str) -> Option<HeaderValue> {
-        let text = match claim {
-            "sub" => self.sub.clone(),
-            "iss" => self.iss.clone(),
-            _ => match self.claims.get(claim)? {
-                Value::String(s) => s.clone(),
-                Value::Array(items) => items
-                    .iter()
-                    .map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                Value::Null => return None,
-                other => other.to_string(),
-            },
-        };
-        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-        HeaderValue::from_bytes(clean.as_bytes()).ok()
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.groups.split('\n').filter(|g| !g.is_empty())
     }
+
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups().any(|g| g == group)
+    }
+
+    fn slice(&self, start: u32, end: u32) -> &[u8] {
+        self.claims
+            .as_bytes()
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Replaces `iss` with an already shared copy of the same text (saves memory per session).
+    pub fn share_issuer(&mut self, shared: &Arc<str>) {
+        if *self.iss == **shared {
+            self.iss = shared.clone();
+        }
+    }
+
+    fn claim_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.claim_index
+            .iter()
+            .map(move |&[n, v, e]| (utf8(self.slice(n, v)), utf8(self.slice(v, e))))
+    }
+
+    /// A claim as one header value.
+    pub fn header_value(&self, claim: &str) -> Option<HeaderValue> {
+        match claim {
+            "sub" => return HeaderValue::from_str(&self.sub).ok(),
+            "iss" => return HeaderValue::from_str(&self.iss).ok(),
+            _ => {}
+        }
+        let i = self
+            .claim_index
+            .binary_search_by(|&[n, v, _]| self.slice(n, v).cmp(claim.as_bytes()))
+            .ok()?;
+        let [_, start, end] = self.claim_index[i];
+        HeaderValue::from_bytes(self.slice(start, end)).ok()
+    }
+}
+
+/// Names and values were copied from `String`s, so they are UTF-8.
+fn utf8(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
+}
+
+/// Renders a claim as header-safe text: strings as-is, lists joined with `,`; control
+/// characters and non-ASCII are dropped or escaped so a claim can never split or inject
+/// headers. `None` for null.
+fn render(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            c if c.is_control() => {}
+            c if c.is_ascii() => safe.push(c),
+            // Non-ASCII (names like "Zoë") is percent-encoded UTF-8, which every header
+            // parser accepts; apps that need the raw form decode it.
+            c => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    safe.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    Some(safe)
 }
 
 /// Lower case with `_` read as `-`: the form two header names share if an app could confuse
@@ -111,13 +242,13 @@ fn same_key(name: &str, key: &str) -> bool {
 
 /// Removes every incoming header that could be taken for an identity header.
 pub fn strip_spoofed(req: &mut RequestHeader, strip_keys: &[String]) {
-    let doomed: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|name| strip_keys.iter().any(|k| same_key(name.as_str(), k)))
-        .cloned()
-        .collect();
-    for name in doomed {
+    let doomed = |name: &http::HeaderName| strip_keys.iter().any(|k| same_key(name.as_str(), k));
+    // Almost no request carries one: look first, allocate only when there is work.
+    if !req.headers.keys().any(doomed) {
+        return;
+    }
+    let names: Vec<http::HeaderName> = req.headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in names {
         req.remove_header(&name);
     }
 }
@@ -137,9 +268,10 @@ pub fn set_identity_headers(
     app: &AppPolicy,
     identity: &Identity,
 ) -> pingora_error::Result<()> {
+    // Every copy of these names was stripped already, so appending cannot duplicate.
     for header in &app.identity_headers {
         if let Some(value) = identity.header_value(&header.claim) {
-            req.insert_header(header.name.clone(), value)?;
+            req.append_header(header.wire_name.clone(), value)?;
         }
     }
     Ok(())
@@ -155,7 +287,8 @@ mod tests {
             "preferred_username": "alice",
             "email": "alice@example.test",
             "groups": ["engineering", "wiki-admins"],
-            "name": "Alice\r\nX-Evil: 1"
+            "name": "Alice\r\nX-Evil: 1",
+            "nickname": "Zoë",
         });
         Identity::from_claims(
             "https://idp".into(),
@@ -169,8 +302,10 @@ mod tests {
     #[test]
     fn claims_become_header_values_without_control_characters() {
         let id = alice();
-        assert_eq!(id.username, "alice");
-        assert_eq!(id.groups, vec!["engineering", "wiki-admins"]);
+        assert_eq!(&*id.username, "alice");
+        assert!(id.in_group("engineering") && id.in_group("wiki-admins"));
+        assert!(!id.in_group("wiki"));
+        assert_eq!(id.header_value("email").unwrap(), "alice@example.test");
         assert_eq!(
             id.header_value("groups").unwrap(),
             "engineering,wiki-admins"
@@ -178,6 +313,7 @@ mod tests {
         assert_eq!(id.header_value("name").unwrap(), "AliceX-Evil: 1");
         assert_eq!(id.header_value("sub").unwrap(), "sub-1");
         assert!(id.header_value("missing").is_none());
+        assert_eq!(id.header_value("nickname").unwrap(), "Zo%C3%AB");
     }
 
     #[test]

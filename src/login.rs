@@ -171,7 +171,7 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
 
     // Already signed in on the auth host: no trip to the IdP (single sign-on across apps).
     if let CookieValue::Token(token) = cookie::read(req.header, gate.cookies.session()) {
-        if let Ok(Ok(session)) = gate.sessions.resolve(&token, req.host).await {
+        if let Ok(Ok(session)) = gate.sessions.resolve(token, req.host).await {
             return finish_at_target(gate, &session, &target_host, &return_to, Vec::new()).await;
         }
     }
@@ -179,7 +179,7 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
     let state = random::token().map_err(|_| Denial::Internal)?;
     let nonce = random::token().map_err(|_| Denial::Internal)?;
     let binding = match cookie::read(req.header, gate.cookies.login_binding()) {
-        CookieValue::Token(existing) => existing,
+        CookieValue::Token(existing) => existing.to_string(),
         _ => random::token().map_err(|_| Denial::Internal)?,
     };
     let start = gate.oidc.begin_login(&state, &nonce).await.map_err(|e| {
@@ -238,7 +238,7 @@ async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
         .ok_or_else(|| failed("the sign-in link is unknown, expired or already used"))?;
     let bound = match cookie::read(req.header, gate.cookies.login_binding()) {
         CookieValue::Token(binding) => {
-            random::same_secret(&random::hash(&binding), &txn.browser_hash)
+            random::same_secret(&random::hash(binding), &txn.browser_hash)
         }
         _ => false,
     };
@@ -298,7 +298,7 @@ async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
                 app: None,
                 request_id: Some(req.request_id),
             },
-            json!({ "username": identity.username, "groups": identity.groups, "target_host": txn.target_host }),
+            json!({ "username": &*identity.username, "groups": identity.groups().collect::<Vec<_>>(), "target_host": txn.target_host }),
         )
         .await;
     let max_age = gate.sessions.settings().absolute_timeout.as_secs() as i64;
@@ -326,7 +326,7 @@ async fn finish_at_target(
 ) -> Result<Reply, Denial> {
     let record = gate
         .store
-        .get_session(&session.id_hash)
+        .get_session(&session.id_hash())
         .await
         .map_err(store_down)?
         .ok_or(Denial::LoginFailed("the session ended during sign-in"))?;
@@ -392,7 +392,7 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     record.host = req.host.to_string();
     record.last_seen = now_secs();
     gate.sessions
-        .insert_record(&record)
+        .insert_record(&token, &record)
         .await
         .map_err(session_error)?;
     let max_age = (record.login_at + gate.sessions.settings().absolute_timeout.as_secs() as i64
@@ -409,7 +409,7 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
 async fn logout(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     let clear = vec![gate.cookies.clear(gate.cookies.session())];
     let record = match cookie::read(req.header, gate.cookies.session()) {
-        CookieValue::Token(token) => gate.sessions.record(&token).await.map_err(session_error)?,
+        CookieValue::Token(token) => gate.sessions.record(token).await.map_err(session_error)?,
         _ => None,
     };
     let Some(record) = record else {

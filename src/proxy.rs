@@ -199,7 +199,7 @@ impl JitgateProxy {
             CookieValue::Absent => return Err(self.login_required(req, &host)),
             CookieValue::Malformed => return Err(Denial::BadSessionCookie),
         };
-        let active = match gate.sessions.resolve(&token, &host).await {
+        let active = match gate.sessions.resolve(token, &host).await {
             Ok(Ok(active)) => active,
             Ok(Err(end)) => {
                 if matches!(end, SessionEnd::IdleTimeout | SessionEnd::AbsoluteTimeout) {

@@ -36,10 +36,32 @@ pub fn request_id() -> String {
 
 /// SHA-256 of a token, base64url: the form in which credentials are stored.
 pub fn hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        token.as_bytes(),
-    ))
+    encode_hash(&hash_bytes(token))
+}
+
+/// SHA-256 of a token as raw bytes (the in-memory cache key).
+pub fn hash_bytes(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+pub fn encode_hash(bytes: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The raw bytes of a stored (base64url) hash, if it is one.
+pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
+}
+
+/// The 32 random bytes behind a token, if `text` is shaped like one.
+pub fn decode_token(text: &str) -> Option<[u8; 32]> {
+    if !looks_like_token(text) {
+        return None;
+    }
+    URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
 }
 
 /// True if `text` has the exact shape of a token from [`token`].

@@ -24,23 +24,39 @@ fn wait_for_status(browser: &support::Browser, url: &str, status: u16) -> bool {
 fn changed_policy_files_apply_without_restart_and_bad_ones_are_refused() {
     let jg = Jitgate::start(Options::default());
     let bob = jg.browser();
-    assert_eq!(bob.login(&jg.app_url("/"), &BOB).last().unwrap().status, 200);
+    assert_eq!(
+        bob.login(&jg.app_url("/"), &BOB).last().unwrap().status,
+        200
+    );
     let alice = jg.browser();
-    assert_eq!(alice.login(&jg.app_url("/"), &ALICE).last().unwrap().status, 200);
+    assert_eq!(
+        alice.login(&jg.app_url("/"), &ALICE).last().unwrap().status,
+        200
+    );
 
     // Support loses access: the file watcher picks up the change, no restart.
     let policy = std::fs::read_to_string(jg.policies_dir().join("wiki.yaml")).unwrap();
     let stricter = policy.replace("groups: [engineering, support]", "groups: [engineering]");
     assert_ne!(policy, stricter);
     std::fs::write(jg.policies_dir().join("wiki.yaml"), &stricter).unwrap();
-    assert!(wait_for_status(&bob, &jg.app_url("/"), 403), "reload not applied");
+    assert!(
+        wait_for_status(&bob, &jg.app_url("/"), 403),
+        "reload not applied"
+    );
     assert_eq!(alice.get_json(&jg.app_url("/")).status, 200);
 
     // A broken file changes nothing: the previous set stays in force, problems are reported.
-    std::fs::write(jg.policies_dir().join("broken.yaml"), "app: broken\nhosts: [x.example.test]\nroutes: nope\n").unwrap();
+    std::fs::write(
+        jg.policies_dir().join("broken.yaml"),
+        "app: broken\nhosts: [x.example.test]\nroutes: nope\n",
+    )
+    .unwrap();
     match reload_now(jg.gate()) {
         ReloadOutcome::Rejected { problems } => {
-            assert!(problems.iter().any(|p| p.contains("broken.yaml:")), "{problems:?}")
+            assert!(
+                problems.iter().any(|p| p.contains("broken.yaml:")),
+                "{problems:?}"
+            )
         }
         other => panic!("broken policies were applied: {other:?}"),
     }
@@ -48,16 +64,33 @@ fn changed_policy_files_apply_without_restart_and_bad_ones_are_refused() {
     assert_eq!(alice.get_json(&jg.app_url("/")).status, 200);
     assert_eq!(bob.get_json(&jg.app_url("/")).status, 403);
 
-    let metrics = jg.browser().get(&format!("http://127.0.0.1:{}/metrics", jg.admin_port));
-    assert!(metrics.body.contains("jitgate_policy_reloads_total{result=\"applied\"}"), "{}", metrics.body);
-    assert!(metrics.body.contains("jitgate_policy_reloads_total{result=\"rejected\"}"));
+    let metrics = jg
+        .browser()
+        .get(&format!("http://127.0.0.1:{}/metrics", jg.admin_port));
+    assert!(
+        metrics
+            .body
+            .contains("jitgate_policy_reloads_total{result=\"applied\"}"),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics
+        .body
+        .contains("jitgate_policy_reloads_total{result=\"rejected\"}"));
 }
 
 #[test]
 fn admin_listener_serves_health_and_metrics() {
     let jg = Jitgate::start(Options::default());
     let browser = jg.browser();
-    assert_eq!(browser.login(&jg.app_url("/"), &ALICE).last().unwrap().status, 200);
+    assert_eq!(
+        browser
+            .login(&jg.app_url("/"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
     browser.get_json(&jg.app_url("/again"));
 
     let admin = format!("http://127.0.0.1:{}", jg.admin_port);
@@ -75,7 +108,10 @@ fn admin_listener_serves_health_and_metrics() {
         "jitgate_session_cache_total{result=\"hit\"}",
         "jitgate_decision_seconds_bucket",
     ] {
-        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
     }
     // The admin listener is not the proxy: app paths are not served there.
     assert_eq!(browser.get(&format!("{admin}/")).status, 404);

@@ -94,6 +94,8 @@ pub struct Upstream {
 #[derive(Debug, Clone)]
 pub struct IdentityHeader {
     pub name: HeaderName,
+    /// The name as written in the policy (its letter case is kept on the wire).
+    pub wire_name: bytes::Bytes,
     pub claim: String,
 }
 
@@ -117,11 +119,8 @@ pub struct Allow {
 impl Allow {
     fn admits(&self, identity: &Identity) -> bool {
         self.any_authenticated
-            || self.users.contains(&identity.username)
-            || self
-                .groups
-                .iter()
-                .any(|g| identity.groups.iter().any(|have| have == g))
+            || self.users.iter().any(|u| **u == *identity.username)
+            || self.groups.iter().any(|g| identity.in_group(g))
     }
 }
 
@@ -296,6 +295,7 @@ fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
                     report.at(claim.span(), "name the claim this header carries");
                 }
                 identity_headers.push(IdentityHeader {
+                    wire_name: bytes::Bytes::from(header.trim().to_string()),
                     name,
                     claim: claim.trim().to_string(),
                 });

@@ -6,6 +6,8 @@
 //! past an `/admin/**` rule; paths whose meaning differs between servers (dot segments,
 //! encoded slashes, backslashes, control characters) are refused instead of guessed at.
 
+use std::borrow::Cow;
+
 /// A compiled path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
@@ -88,10 +90,19 @@ pub enum PathError {
 ///
 /// Percent-encoded octets are decoded; `//` runs collapse. Refused: `.`/`..` segments (also
 /// when encoded), `%2F`, `%5C`, `\`, `%00` and other control characters.
-pub fn normalize_path(target: &str) -> Result<String, PathError> {
+pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
     let path = target.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
+    }
+    // Fast path, the common case: nothing to decode, collapse or refuse.
+    let plain = path
+        .bytes()
+        .all(|b| b > 0x20 && b != 0x7f && b != b'%' && b != b'\\')
+        && !path.contains("//")
+        && !path.split('/').any(|s| s == "." || s == "..");
+    if plain {
+        return Ok(Cow::Borrowed(path));
     }
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -126,7 +137,7 @@ pub fn normalize_path(target: &str) -> Result<String, PathError> {
     if out.is_empty() || text.ends_with('/') {
         out.push('/');
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn hex_pair(hex: &[u8]) -> Option<u8> {

@@ -57,38 +57,36 @@ impl CookieNames {
 
 /// What the request carries under one of our cookie names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CookieValue {
+pub enum CookieValue<'a> {
     Absent,
     /// Present and shaped like one of our tokens.
-    Token(String),
+    Token(&'a str),
     /// Present but not something jitgate ever issued (or sent twice with different values).
     Malformed,
 }
 
-/// Reads cookie `name` from every `Cookie` header of the request.
-pub fn read(req: &RequestHeader, name: &str) -> CookieValue {
-    let mut found: Option<&str> = None;
+/// Reads cookie `name` from every `Cookie` header of the request (no allocation).
+pub fn read<'a>(req: &'a RequestHeader, name: &str) -> CookieValue<'a> {
+    let mut found: Option<&'a str> = None;
     for header in req.headers.get_all(http::header::COOKIE) {
         let Ok(text) = header.to_str() else {
             continue;
         };
         for pair in text.split(';') {
-            let Some((k, v)) = pair.trim().split_once('=') else {
+            let pair = pair.trim_start_matches(' ');
+            let Some(value) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) else {
                 continue;
             };
-            if k != name {
-                continue;
-            }
-            let v = v.trim_matches('"');
+            let value = value.trim_end().trim_matches('"');
             match found {
-                Some(prev) if prev != v => return CookieValue::Malformed,
-                _ => found = Some(v),
+                Some(prev) if prev != value => return CookieValue::Malformed,
+                _ => found = Some(value),
             }
         }
     }
     match found {
         None => CookieValue::Absent,
-        Some(v) if looks_like_token(v) => CookieValue::Token(v.to_string()),
+        Some(v) if looks_like_token(v) => CookieValue::Token(v),
         Some(_) => CookieValue::Malformed,
     }
 }
@@ -96,27 +94,28 @@ pub fn read(req: &RequestHeader, name: &str) -> CookieValue {
 /// Removes our own cookies from a request before it goes upstream: apps never see them.
 pub fn strip_own(req: &mut RequestHeader, names: CookieNames) {
     let own = [names.session(), names.login_binding()];
-    let values: Vec<String> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .map(|text| {
-            text.split(';')
-                .map(str::trim)
-                .filter(|pair| {
-                    let name = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
-                    !own.contains(&name) && !pair.is_empty()
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .filter(|s| !s.is_empty())
-        .collect();
-    req.remove_header(&http::header::COOKIE);
-    if !values.is_empty() {
-        // Folded into one header, as HTTP/1.1 upstreams expect.
-        let _ = req.insert_header(http::header::COOKIE, values.join("; "));
+    let is_own = |pair: &str| {
+        let name = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair).trim();
+        own.contains(&name)
+    };
+    let cookies = req.headers.get_all(http::header::COOKIE);
+    let texts = || cookies.iter().filter_map(|h| h.to_str().ok());
+    if !texts().any(|text| text.split(';').any(is_own)) {
+        return;
+    }
+    let mut kept = String::new();
+    for pair in texts().flat_map(|t| t.split(';')).map(str::trim) {
+        if !pair.is_empty() && !is_own(pair) {
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
+    }
+    // One replace (every copy, folded into one header as HTTP/1.1 expects) or one removal.
+    // (If the rest cannot be a header value, drop the header: never forward our cookie.)
+    if kept.is_empty() || req.insert_header(http::header::COOKIE, kept).is_err() {
+        req.remove_header(&http::header::COOKIE);
     }
 }
 
@@ -137,10 +136,7 @@ mod tests {
     #[test]
     fn reads_a_token_among_other_cookies() {
         let r = req(&[&format!("a=1; jitgate_session={TOKEN}; b=2")]);
-        assert_eq!(
-            read(&r, "jitgate_session"),
-            CookieValue::Token(TOKEN.into())
-        );
+        assert_eq!(read(&r, "jitgate_session"), CookieValue::Token(TOKEN));
         assert_eq!(read(&r, "other"), CookieValue::Absent);
     }
 
@@ -162,6 +158,17 @@ mod tests {
         ]);
         strip_own(&mut r, CookieNames { secure: false });
         assert_eq!(r.headers.get("cookie").unwrap(), "a=1; b=2");
+    }
+
+    #[test]
+    fn a_cookie_header_holding_only_ours_is_removed() {
+        let mut r = req(&[&format!("jitgate_session={TOKEN}")]);
+        strip_own(&mut r, CookieNames { secure: false });
+        assert!(r.headers.get("cookie").is_none());
+        let mut h2 = req(&[&format!("jitgate_session={TOKEN}"), "a=1"]);
+        strip_own(&mut h2, CookieNames { secure: false });
+        assert_eq!(h2.headers.get_all("cookie").iter().count(), 1);
+        assert_eq!(h2.headers.get("cookie").unwrap(), "a=1");
     }
 
     #[test]

@@ -24,18 +24,49 @@ use crate::store::{SessionRecord, Store, StoreError};
 /// How often (seconds) `last_seen` is written back to the store at most.
 const TOUCH_EVERY_SECS: i64 = 60;
 
-/// A session as the request path sees it.
+/// A session as the request path sees it (kept small: one per live session is cached).
 #[derive(Debug)]
 pub struct ActiveSession {
-    pub id_hash: String,
-    pub host: String,
+    /// SHA-256 of the session id: the store's key.
+    id_hash: [u8; 32],
+    /// Shared between sessions of the same host.
+    pub host: Arc<str>,
     pub identity: Identity,
-    pub sid: Option<String>,
     pub login_at: i64,
     last_seen: AtomicI64,
     persisted_last_seen: AtomicI64,
     loaded_at: i64,
 }
+
+impl ActiveSession {
+    /// The id hash as the store knows it.
+    pub fn id_hash(&self) -> String {
+        random::encode_hash(&self.id_hash)
+    }
+}
+
+/// The session id's 32 random bytes: the cache key. (The store only ever sees their SHA-256;
+/// hashing on every cache hit would cost more than the rest of the session check.)
+type SessionKey = [u8; 32];
+
+/// The key is already uniformly random: use its first bytes, skip SipHash.
+#[derive(Default, Clone)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+type KeyHasherBuilder = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// Why a presented session id does not give access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +90,12 @@ pub enum SessionError {
 
 pub struct Sessions {
     store: Arc<dyn Store>,
-    cache: Cache<String, Arc<ActiveSession>>,
+    cache: Cache<SessionKey, Arc<ActiveSession>, KeyHasherBuilder>,
     settings: SessionSettings,
     hits: IntCounter,
     misses: IntCounter,
+    /// Hosts and issuers are few and repeat in every session: keep one copy of each.
+    shared_text: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
 }
 
 /// A new session's id, for the cookie, and its record.
@@ -82,13 +115,15 @@ impl Sessions {
         let cache = Cache::builder()
             .max_capacity(capacity)
             .time_to_idle(settings.idle_timeout)
-            .build();
+            .support_invalidation_closures()
+            .build_with_hasher(KeyHasherBuilder::default());
         Self {
             store,
             cache,
             settings,
             hits: lookups.with_label_values(&["hit"]),
             misses: lookups.with_label_values(&["miss"]),
+            shared_text: Default::default(),
         }
     }
 
@@ -102,27 +137,30 @@ impl Sessions {
         token: &str,
         host: &str,
     ) -> Result<Result<Arc<ActiveSession>, SessionEnd>, SessionError> {
-        let id_hash = random::hash(token);
+        let Some(key) = random::decode_token(token) else {
+            return Ok(Err(SessionEnd::Unknown));
+        };
         let now = now_secs();
         let cached = self
             .cache
-            .get(&id_hash)
+            .get(&key)
             .filter(|s| now - s.loaded_at < self.settings.revalidate_after.as_secs() as i64);
         let session = match cached {
             Some(s) => {
                 self.hits.inc();
                 s
             }
-            None => match self.load(&id_hash, now).await? {
+            None => match self.load(token, key, now).await? {
                 Some(s) => s,
                 None => return Ok(Err(SessionEnd::Unknown)),
             },
         };
         if let Some(end) = self.expired(&session, now) {
-            self.end(&id_hash).await?;
+            self.cache.invalidate(&key);
+            self.store.delete_session(&session.id_hash()).await?;
             return Ok(Err(end));
         }
-        if session.host != host {
+        if &*session.host != host {
             return Ok(Err(SessionEnd::WrongHost));
         }
         session.last_seen.store(now, Ordering::Relaxed);
@@ -133,10 +171,9 @@ impl Sessions {
     /// The check behind [`Self::resolve`], without the store: used by benches to price the
     /// cache-hit path alone.
     pub fn resolve_cached(&self, token: &str, host: &str) -> Option<Arc<ActiveSession>> {
-        let id_hash = random::hash(token);
         let now = now_secs();
-        let s = self.cache.get(&id_hash)?;
-        if self.expired(&s, now).is_some() || s.host != host {
+        let s = self.cache.get(&random::decode_token(token)?)?;
+        if self.expired(&s, now).is_some() || &*s.host != host {
             return None;
         }
         s.last_seen.store(now, Ordering::Relaxed);
@@ -157,15 +194,16 @@ impl Sessions {
 
     async fn load(
         &self,
-        id_hash: &str,
+        token: &str,
+        key: SessionKey,
         now: i64,
     ) -> Result<Option<Arc<ActiveSession>>, SessionError> {
         self.misses.inc();
-        let Some(record) = self.store.get_session(id_hash).await? else {
+        let Some(record) = self.store.get_session(&random::hash(token)).await? else {
             return Ok(None);
         };
-        let session = Arc::new(active_from_record(&record, now)?);
-        self.cache.insert(id_hash.to_string(), session.clone());
+        let session = Arc::new(self.active_from_record(&record, now)?);
+        self.cache.insert(key, session.clone());
         Ok(Some(session))
     }
 
@@ -183,7 +221,7 @@ impl Sessions {
             return;
         }
         let store = self.store.clone();
-        let id_hash = session.id_hash.clone();
+        let id_hash = session.id_hash();
         tokio::spawn(async move {
             if let Err(e) = store.touch_session(&id_hash, now).await {
                 tracing::warn!(error = %e, "could not record session activity");
@@ -204,31 +242,37 @@ impl Sessions {
         let record = SessionRecord {
             id_hash: random::hash(&cookie_value),
             host: host.to_string(),
-            iss: identity.iss.clone(),
-            sub: identity.sub.clone(),
+            iss: identity.iss.to_string(),
+            sub: identity.sub.to_string(),
             sid,
             identity: serde_json::to_string(identity)?,
             id_token,
             login_at,
             last_seen: now_secs(),
         };
-        self.insert_record(&record).await?;
+        self.insert_record(&cookie_value, &record).await?;
         Ok(NewSession {
             cookie_value,
             record,
         })
     }
 
-    /// Stores a prepared record (used for hand-offs, whose id is chosen by the caller).
-    pub async fn insert_record(&self, record: &SessionRecord) -> Result<(), SessionError> {
+    /// Stores a prepared record for the session id `token` (its `id_hash` must match).
+    pub async fn insert_record(
+        &self,
+        token: &str,
+        record: &SessionRecord,
+    ) -> Result<(), SessionError> {
         self.store.put_session(record).await?;
-        self.remember(record)
+        self.remember(token, record)
     }
 
-    /// Puts a stored record into this replica's cache.
-    pub fn remember(&self, record: &SessionRecord) -> Result<(), SessionError> {
-        let active = active_from_record(record, now_secs())?;
-        self.cache.insert(record.id_hash.clone(), Arc::new(active));
+    /// Puts a stored record into this replica's cache under its session id.
+    pub fn remember(&self, token: &str, record: &SessionRecord) -> Result<(), SessionError> {
+        let key = random::decode_token(token)
+            .ok_or_else(|| StoreError::Corrupt("session id is not a token".into()))?;
+        let active = self.active_from_record(record, now_secs())?;
+        self.cache.insert(key, Arc::new(active));
         Ok(())
     }
 
@@ -239,14 +283,26 @@ impl Sessions {
 
     /// Ends one session everywhere this replica can see.
     pub async fn end(&self, id_hash: &str) -> Result<bool, SessionError> {
-        self.cache.invalidate(id_hash);
+        self.forget(&[id_hash.to_string()]);
         Ok(self.store.delete_session(id_hash).await?)
     }
 
     /// Drops sessions from this replica's cache (after the store already deleted them).
+    /// Takes effect on the next lookup: moka checks pending invalidations on every read.
     pub fn forget(&self, id_hashes: &[String]) {
-        for h in id_hashes {
-            self.cache.invalidate(h);
+        let doomed: Vec<[u8; 32]> = id_hashes
+            .iter()
+            .filter_map(|h| random::decode_hash(h))
+            .collect();
+        if doomed.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, s| doomed.contains(&s.id_hash))
+        {
+            tracing::error!(error = %e, "cannot drop ended sessions from the cache; clearing it");
+            self.cache.invalidate_all();
         }
     }
 
@@ -267,18 +323,39 @@ impl Sessions {
             )
             .await?)
     }
-}
 
-fn active_from_record(record: &SessionRecord, now: i64) -> Result<ActiveSession, SessionError> {
-    let identity: Identity = serde_json::from_str(&record.identity)?;
-    Ok(ActiveSession {
-        id_hash: record.id_hash.clone(),
-        host: record.host.clone(),
-        identity,
-        sid: record.sid.clone(),
-        login_at: record.login_at,
-        last_seen: AtomicI64::new(record.last_seen),
-        persisted_last_seen: AtomicI64::new(record.last_seen),
-        loaded_at: now,
-    })
+    fn active_from_record(
+        &self,
+        record: &SessionRecord,
+        now: i64,
+    ) -> Result<ActiveSession, SessionError> {
+        let mut identity: Identity = serde_json::from_str(&record.identity)?;
+        identity.share_issuer(&self.shared(&identity.iss));
+        let id_hash = random::decode_hash(&record.id_hash).ok_or_else(|| {
+            StoreError::Corrupt("session id hash is not base64url SHA-256".into())
+        })?;
+        Ok(ActiveSession {
+            id_hash,
+            host: self.shared(&record.host),
+            identity,
+            login_at: record.login_at,
+            last_seen: AtomicI64::new(record.last_seen),
+            persisted_last_seen: AtomicI64::new(record.last_seen),
+            loaded_at: now,
+        })
+    }
+
+    fn shared(&self, text: &str) -> Arc<str> {
+        let Ok(mut set) = self.shared_text.lock() else {
+            return Arc::from(text);
+        };
+        if let Some(existing) = set.get(text) {
+            return existing.clone();
+        }
+        let new: Arc<str> = Arc::from(text);
+        if set.len() < 1024 {
+            set.insert(new.clone());
+        }
+        new
+    }
 }
