@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Load comparison, in one run and interleaved: jitgate (logged in), a bare pingora
+# passthrough (benches/passthrough_proxy.rs, no auth, same settings) and nginx from Debian
+# as a plain reverse proxy, all in front of the same upstream (a static nginx answer).
+# Prints each target's requests/s per round, the medians, and the ratios.
+#
+#   bash benches/load.sh                 # 3 rounds of 10 s per target
+#   ROUNDS=5 DURATION=20s CONNS=128 bash benches/load.sh
+#
+# Everything listens on 127.0.0.1 only; the run stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+WRK_THREADS=${WRK_THREADS:-2}
+PROXY_THREADS=${PROXY_THREADS:-2}
+UPSTREAM_PORT=18081
+NGINX_PORT=18082
+PINGORA_PORT=18083
+JITGATE=http://127.0.0.1:8080
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+bash scripts/install-deps.sh --build-only
+
+echo "== building (release)"
+cargo build --release --locked --quiet --bin jitgate
+cargo bench --locked --quiet --bench passthrough_proxy --no-run 2>/dev/null
+passthrough=$(ls -t target/release/deps/passthrough_proxy-* | grep -v '\.d$' | head -1)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
+  [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+nginx_conf() { # $1 name, $2 workers, $3 server block
+  cat > "$work/$1.conf" <<CONF
+worker_processes $2;
+pid $work/$1.pid;
+error_log $work/$1-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1-body; proxy_temp_path $work/$1-proxy;
+  fastcgi_temp_path $work/$1-fcgi; uwsgi_temp_path $work/$1-uwsgi; scgi_temp_path $work/$1-scgi;
+  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 256; }
+  $3
+}
+CONF
+}
+
+echo "== starting the upstream, nginx, the pingora passthrough and jitgate"
+nginx_conf up 1 "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 \"hello from the upstream\\n\"; } }"
+nginx -c "$work/up.conf" -e "$work/up-error.log"
+nginx_conf proxy "$PROXY_THREADS" "server { listen 127.0.0.1:$NGINX_PORT; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -c "$work/proxy.conf" -e "$work/proxy-error.log"
+
+PASSTHROUGH_LISTEN=127.0.0.1:$PINGORA_PORT PASSTHROUGH_UPSTREAM=127.0.0.1:$UPSTREAM_PORT \
+  PASSTHROUGH_THREADS=$PROXY_THREADS RUST_LOG=error "$passthrough" >"$work/pingora.log" 2>&1 &
+pids+=($!)
+
+# jitgate demo, with its policy pointed at the shared upstream.
+mkdir -p "$work/demo/policies"
+cat > "$work/demo/policies/demo.yaml" <<POLICY
+app: demo
+hosts: [127.0.0.1, localhost]
+upstream: http://127.0.0.1:$UPSTREAM_PORT
+identity:
+  headers:
+    X-Forwarded-User: preferred_username
+    X-Forwarded-Email: email
+    X-Forwarded-Groups: groups
+routes:
+  - path: /admin/**
+    allow: { groups: [wiki-admins] }
+  - path: /**
+    allow: { groups: [engineering] }
+POLICY
+RUST_LOG=error target/release/jitgate demo --dir "$work/demo" >"$work/jitgate.log" 2>&1 &
+pids+=($!)
+for p in $UPSTREAM_PORT $NGINX_PORT $PINGORA_PORT 8080 8081; do wait_port "$p"; done
+
+echo "== signing in to jitgate as the demo user alice"
+jar="$work/cookies"
+login=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$JITGATE/")
+authorize=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$login")
+form=$(curl -s -c "$jar" -b "$jar" "$authorize")
+fields=$(printf '%s' "$form" | grep -o 'name="[a-z_]*" value="[^"]*"' | sed -E 's/name="([a-z_]*)" value="([^"]*)"/\1=\2/' | sed 's/&amp;/\&/g' | paste -sd'&')
+callback=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' --data "$fields&user=0" http://127.0.0.1:8081/authorize)
+curl -s -c "$jar" -b "$jar" -o /dev/null "$callback"
+session=$(awk '$6 == "jitgate_session" { print $7 }' "$jar")
+[ -n "$session" ] || { echo "login failed" >&2; cat "$work/jitgate.log" >&2; exit 1; }
+answer=$(curl -s -H "Cookie: jitgate_session=$session" "$JITGATE/")
+[ "$answer" = "hello from the upstream" ] || { echo "jitgate did not forward: $answer" >&2; exit 1; }
+
+declare -A url=( [nginx]="http://127.0.0.1:$NGINX_PORT/" [pingora]="http://127.0.0.1:$PINGORA_PORT/" [jitgate]="$JITGATE/" )
+declare -A rates
+run() { # $1 target
+  local extra=()
+  [ "$1" = jitgate ] && extra=(-H "Cookie: jitgate_session=$session")
+  local out
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" "${extra[@]}" "${url[$1]}")
+  if grep -q "Non-2xx" <<<"$out"; then echo "$1 answered errors:" >&2; echo "$out" >&2; exit 1; fi
+  awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$out"
+}
+
+echo "== $ROUNDS rounds, $DURATION each, $CONNS connections, wrk threads $WRK_THREADS, proxy threads $PROXY_THREADS"
+for round in $(seq 1 "$ROUNDS"); do
+  line="round $round:"
+  for target in nginx pingora jitgate; do
+    rate=$(run "$target")
+    rates[$target]+="$rate "
+    line+=" $target $rate/s"
+  done
+  echo "$line"
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+n=$(median <<<"${rates[nginx]}"); p=$(median <<<"${rates[pingora]}"); j=$(median <<<"${rates[jitgate]}")
+echo
+echo "median requests/s: nginx $n, pingora passthrough $p, jitgate (logged in) $j"
+awk -v n="$n" -v p="$p" -v j="$j" 'BEGIN {
+  printf "jitgate / pingora passthrough: %.2f (target >= 0.90)\n", j / p
+  printf "jitgate / nginx:               %.2f\n", j / n
+  printf "pingora / nginx:               %.2f\n", p / n
+}'
