@@ -1,5 +1,5 @@
 //! A bare pingora reverse proxy with no authentication: the baseline `benches/load.sh`
-//! compares jitgate against. Same server settings as jitgate (threads, keep-alive pool).
+//! compares jitgate against. Same server settings as jitgate (`jitgate::server::server_conf`).
 //!
 //! It only runs when `PASSTHROUGH_LISTEN` and `PASSTHROUGH_UPSTREAM` are set, so a plain
 //! `cargo bench` or `cargo test --all-targets` just builds it.
@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
-use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::{ProxyHttp, Session};
@@ -45,13 +44,7 @@ fn main() {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(2);
-    let conf = ServerConf {
-        threads,
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(5),
-        upstream_keepalive_pool_size: 256,
-        ..ServerConf::default()
-    };
+    let conf = jitgate::server::server_conf(threads);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy =

@@ -172,7 +172,7 @@ impl JitgateProxy {
             }
             let endpoint = endpoint.to_string();
             let body = if endpoint == "backchannel-logout" {
-                Some(read_body(session, login::MAX_LOGOUT_BODY).await?)
+                Some(Box::pin(read_body(session, login::MAX_LOGOUT_BODY)).await?)
             } else {
                 None
             };
@@ -186,7 +186,9 @@ impl JitgateProxy {
                 request_id: &ctx.request_id,
                 body,
             };
-            return login::handle(gate, own).await.map(Some);
+            // Boxed: the sign-in future is large (token exchange, discovery), and inlining it
+            // would make every request's future, which pingora boxes and moves, that large too.
+            return Box::pin(login::handle(gate, own)).await.map(Some);
         }
 
         let app = app.ok_or(Denial::UnknownHost)?;

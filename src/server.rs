@@ -80,16 +80,21 @@ async fn discover_until_reachable(gate: Arc<Gate>) {
     }
 }
 
-/// Builds the pingora server for a gate. `threads` is per listener service.
-pub fn build_server(gate: Arc<Gate>, threads: usize) -> Result<Server, ServerError> {
-    let conf = ServerConf {
+/// jitgate's pingora settings (also used by the bare-pingora baseline in `benches/`).
+/// pingora's default graceful shutdown waits 300 s; ours is short.
+pub fn server_conf(threads: usize) -> ServerConf {
+    ServerConf {
         threads,
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(5),
         upstream_keepalive_pool_size: 256,
         ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    }
+}
+
+/// Builds the pingora server for a gate. `threads` is per listener service.
+pub fn build_server(gate: Arc<Gate>, threads: usize) -> Result<Server, ServerError> {
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(threads));
     server.bootstrap();
 
     let listen = gate.config.listen.clone();

@@ -150,7 +150,8 @@ impl Sessions {
                 self.hits.inc();
                 s
             }
-            None => match self.load(token, key, now).await? {
+            // Boxed so the (rare) store round trip does not grow every request's future.
+            None => match Box::pin(self.load(token, key, now)).await? {
                 Some(s) => s,
                 None => return Ok(Err(SessionEnd::Unknown)),
             },

@@ -327,6 +327,21 @@ policies: policies\n",
         self.dir.path().join("policies")
     }
 
+    /// Waits (up to 5 s) for an audit event of `kind`: events about denials and expiries are
+    /// written in the background so they never slow an answer down.
+    pub fn has_audit(&self, kind: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.audit_kinds().iter().any(|k| k == kind) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kinds of the newest audit events, newest first.
     pub fn audit_kinds(&self) -> Vec<String> {
         let store = self.gate().store.clone();
