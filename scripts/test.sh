@@ -11,8 +11,14 @@ echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --locked --all-targets -- -D warnings
 
-echo "== tests (unit, store contract on SQLite and PostgreSQL, integration with oidc-provider)"
-cargo test --locked --all-targets
-
 echo "== example config and policies"
 JITGATE_CLIENT_SECRET=example cargo run --locked --quiet -- check --config jitgate.example.yaml
+
+echo "== tests (unit, store contract on SQLite and PostgreSQL, integration with oidc-provider)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --all-targets 2>&1 | tee "$log"
+passed=$(grep -oE '[0-9]+ passed' "$log" | awk '{ s += $1 } END { print s + 0 }')
+failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{ s += $1 } END { print s + 0 }')
+echo
+echo "tests: $passed passed, $failed failed"
