@@ -24,15 +24,9 @@ fn wait_for_status(browser: &support::Browser, url: &str, status: u16) -> bool {
 fn changed_policy_files_apply_without_restart_and_bad_ones_are_refused() {
     let jg = Jitgate::start(Options::default());
     let bob = jg.browser();
-    assert_eq!(
-        bob.login(&jg.app_url("/"), &BOB).last().unwrap().status,
-        200
-    );
+    support::sign_in(&bob, &jg.app_url("/"), &BOB);
     let alice = jg.browser();
-    assert_eq!(
-        alice.login(&jg.app_url("/"), &ALICE).last().unwrap().status,
-        200
-    );
+    support::sign_in(&alice, &jg.app_url("/"), &ALICE);
 
     // Support loses access: the file watcher picks up the change, no restart.
     let policy = std::fs::read_to_string(jg.policies_dir().join("wiki.yaml")).unwrap();
@@ -83,14 +77,7 @@ fn changed_policy_files_apply_without_restart_and_bad_ones_are_refused() {
 fn admin_listener_serves_health_and_metrics() {
     let jg = Jitgate::start(Options::default());
     let browser = jg.browser();
-    assert_eq!(
-        browser
-            .login(&jg.app_url("/"), &ALICE)
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    support::sign_in(&browser, &jg.app_url("/"), &ALICE);
     browser.get_json(&jg.app_url("/again"));
 
     let admin = format!("http://127.0.0.1:{}", jg.admin_port);

@@ -22,20 +22,10 @@ fn is_login_redirect(page: &support::Page) -> bool {
 fn backchannel_logout_from_the_idp_ends_the_session() {
     let jg = Jitgate::start(Options::default());
     let browser = jg.browser();
-    assert_eq!(
-        browser
-            .login(&jg.app_url("/"), &ALICE)
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    support::sign_in(&browser, &jg.app_url("/"), &ALICE);
     // Another user's session must survive alice's logout.
     let other = jg.browser();
-    assert_eq!(
-        other.login(&jg.app_url("/"), &BOB).last().unwrap().status,
-        200
-    );
+    support::sign_in(&other, &jg.app_url("/"), &BOB);
 
     // The user signs out at the IdP itself; the IdP tells jitgate over the back channel.
     let issuer = jg.idp.as_ref().unwrap().issuer.clone();
@@ -160,14 +150,7 @@ fn idle_sessions_end_server_side() {
         ..Options::default()
     });
     let browser = jg.browser();
-    assert_eq!(
-        browser
-            .login(&jg.app_url("/"), &ALICE)
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    support::sign_in(&browser, &jg.app_url("/"), &ALICE);
     assert_eq!(browser.get_json(&jg.app_url("/")).status, 200);
     std::thread::sleep(Duration::from_millis(3200));
     let after = browser.get_json(&jg.app_url("/"));
@@ -186,14 +169,7 @@ fn sessions_end_at_the_absolute_timeout_even_when_active() {
         ..Options::default()
     });
     let browser = jg.browser();
-    assert_eq!(
-        browser
-            .login(&jg.app_url("/"), &ALICE)
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    support::sign_in(&browser, &jg.app_url("/"), &ALICE);
     let logged_in = Instant::now();
     let mut ended_after = None;
     while logged_in.elapsed() < Duration::from_secs(8) {

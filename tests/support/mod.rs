@@ -363,6 +363,18 @@ impl Drop for Jitgate {
     }
 }
 
+/// Signs in through the IdP from `url` and asserts the browser ends up on a 200 page.
+pub fn sign_in(browser: &Browser, url: &str, user: &TestUser) -> Vec<Page> {
+    let chain = browser.login(url, user);
+    let last = chain.last().expect("a page");
+    assert_eq!(
+        last.status, 200,
+        "sign-in as {} ended at {last:?}",
+        user.login
+    );
+    chain
+}
+
 /// The JSON the echo app returned: which headers reached the upstream.
 pub fn echoed_headers(page: &Page) -> serde_json::Map<String, Value> {
     let v: Value = serde_json::from_str(&page.body).unwrap_or_else(|_| {
