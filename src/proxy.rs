@@ -104,7 +104,7 @@ impl ProxyHttp for JitgateProxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
 
@@ -256,7 +256,8 @@ impl JitgateProxy {
         let req = session.req_header_mut();
         identity::set_identity_headers(req, &app, identity).map_err(|_| Denial::Internal)?;
         cookie::strip_own(req, cookies);
-        req.insert_header("x-jitgate-request-id", ctx.request_id.as_str())
+        // Incoming copies were stripped with the identity headers, so appending is safe.
+        req.append_header("X-Jitgate-Request-Id", ctx.request_id.as_str())
             .map_err(|_| Denial::Internal)?;
         gate.metrics
             .decision_latency

@@ -25,13 +25,24 @@ pub fn token() -> Result<String, RandomError> {
 }
 
 /// A short id for correlating one request across logs, pages and audit events.
+///
+/// Not a secret: a per-process random prefix plus a counter, so no system call per request.
 pub fn request_id() -> String {
-    let mut bytes = [0u8; 9];
-    match SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => URL_SAFE_NO_PAD.encode(bytes),
-        // A request id is not a secret; fall back to the clock rather than fail the request.
-        Err(_) => format!("t{}", crate::clock::now_ms()),
-    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<[u8; 4]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // Without randomness the ids are still unique within the process.
+        let _ = SystemRandom::new().fill(&mut bytes);
+        bytes
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut raw = [0u8; 9];
+    raw[..4].copy_from_slice(prefix);
+    raw[4..].copy_from_slice(&n.to_be_bytes()[3..]);
+    URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// SHA-256 of a token, base64url: the form in which credentials are stored.
