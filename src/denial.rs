@@ -41,8 +41,10 @@ pub enum Denial {
 pub struct DenialResponse {
     pub status: u16,
     pub body: String,
-    /// Extra `Set-Cookie` values (e.g. clearing a malformed cookie).
+    /// Whether to clear the session cookie (it was malformed).
     pub clear_cookie: bool,
+    /// Where to send the browser, for redirects (then the body is empty).
+    pub location: Option<String>,
 }
 
 impl Denial {
@@ -82,6 +84,14 @@ impl Denial {
     }
 
     pub fn response(&self, request_id: &str) -> DenialResponse {
+        if let Denial::LoginRedirect(location) = self {
+            return DenialResponse {
+                status: self.status(),
+                body: String::new(),
+                clear_cookie: false,
+                location: Some(location.clone()),
+            };
+        }
         let (title, message) = match self {
             Denial::UnknownHost => (
                 "Unknown site",
@@ -146,6 +156,7 @@ impl Denial {
             status: self.status(),
             body: pages::render(title, &message, retry, request_id),
             clear_cookie: matches!(self, Denial::BadSessionCookie),
+            location: None,
         }
     }
 }

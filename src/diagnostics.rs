@@ -100,6 +100,11 @@ impl<'a> FileReport<'a> {
         }
     }
 
+    /// The problems found so far, as an error (for paths that cannot build a value).
+    pub fn into_diagnostics(self) -> Diagnostics {
+        Diagnostics(self.found)
+    }
+
     pub fn has_problems(&self) -> bool {
         !self.found.is_empty()
     }

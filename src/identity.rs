@@ -241,8 +241,12 @@ fn same_key(name: &str, key: &str) -> bool {
 }
 
 /// Removes every incoming header that could be taken for an identity header.
-pub fn strip_spoofed(req: &mut RequestHeader, strip_keys: &[String]) {
-    let doomed = |name: &http::HeaderName| strip_keys.iter().any(|k| same_key(name.as_str(), k));
+pub fn strip_spoofed<K: AsRef<str>>(req: &mut RequestHeader, strip_keys: &[K]) {
+    let doomed = |name: &http::HeaderName| {
+        strip_keys
+            .iter()
+            .any(|k| same_key(name.as_str(), k.as_ref()))
+    };
     // Almost no request carries one: look first, allocate only when there is work.
     if !req.headers.keys().any(doomed) {
         return;
@@ -255,11 +259,7 @@ pub fn strip_spoofed(req: &mut RequestHeader, strip_keys: &[String]) {
 
 /// Strips the well-known identity headers when no app is known (e.g. unknown host).
 pub fn strip_well_known(req: &mut RequestHeader) {
-    let keys: Vec<String> = crate::policy::WELL_KNOWN_IDENTITY_HEADERS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    strip_spoofed(req, &keys);
+    strip_spoofed(req, crate::policy::WELL_KNOWN_IDENTITY_HEADERS);
 }
 
 /// Sets the app's configured identity headers from the session's identity.

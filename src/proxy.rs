@@ -316,13 +316,12 @@ impl JitgateProxy {
         ctx: &RequestCtx,
         denial: &Denial,
     ) -> Result<()> {
-        if let Denial::LoginRedirect(location) = denial {
-            let mut resp = ResponseHeader::build(302, Some(4))?;
-            resp.insert_header("location", location.as_str())?;
-            return write(session, ctx, resp, None).await;
-        }
         let rendered = denial.response(&ctx.request_id);
         let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
+        if let Some(location) = rendered.location {
+            resp.insert_header("location", location)?;
+            return write(session, ctx, resp, None).await;
+        }
         resp.insert_header("content-type", "text/html; charset=utf-8")?;
         if rendered.clear_cookie {
             let cookies = self.gate.cookies;

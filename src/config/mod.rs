@@ -127,10 +127,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut report = FileReport::new(path);
         report.at_line(1, 1, format!("cannot read config file: {e}"));
-        match report.finish(()) {
-            Err(d) => d,
-            Ok(()) => Diagnostics::default(),
-        }
+        report.into_diagnostics()
     })?;
     let raw: ConfigFile = parse_yaml(path, &text)?;
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -218,7 +215,7 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
             store_url,
             policies_dir,
         }),
-        _ => Err(report.finish(()).err().unwrap_or_default()),
+        _ => Err(report.into_diagnostics()),
     }
 }
 

@@ -189,7 +189,7 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Diagnostics> {
         Err(e) => {
             let mut report = FileReport::new(dir);
             report.at_line(1, 1, format!("cannot read policies directory: {e}"));
-            return Err(report.finish(()).err().unwrap_or_default());
+            return Err(report.into_diagnostics());
         }
     };
     files.sort();
@@ -245,7 +245,7 @@ fn load_file(path: &Path) -> Result<(AppPolicy, PolicyFile), Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut report = FileReport::new(path);
         report.at_line(1, 1, format!("cannot read policy file: {e}"));
-        report.finish(()).err().unwrap_or_default()
+        report.into_diagnostics()
     })?;
     let raw: PolicyFile = parse_yaml(path, &text)?;
     let app = validate(path, &raw)?;
@@ -377,7 +377,7 @@ fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
             strip_header_keys: strip,
             routes,
         }),
-        _ => Err(report.finish(()).err().unwrap_or_default()),
+        _ => Err(report.into_diagnostics()),
     }
 }
 

@@ -156,15 +156,13 @@ impl Sessions {
                 None => return Ok(Err(SessionEnd::Unknown)),
             },
         };
-        if let Some(end) = self.expired(&session, now) {
-            self.cache.invalidate(&key);
-            self.store.delete_session(&session.id_hash()).await?;
+        if let Err(end) = self.admit(&session, host, now) {
+            if end != SessionEnd::WrongHost {
+                self.cache.invalidate(&key);
+                self.store.delete_session(&session.id_hash()).await?;
+            }
             return Ok(Err(end));
         }
-        if &*session.host != host {
-            return Ok(Err(SessionEnd::WrongHost));
-        }
-        session.last_seen.store(now, Ordering::Relaxed);
         self.touch_in_background(&session, now);
         Ok(Ok(session))
     }
@@ -174,23 +172,25 @@ impl Sessions {
     pub fn resolve_cached(&self, token: &str, host: &str) -> Option<Arc<ActiveSession>> {
         let now = now_secs();
         let s = self.cache.get(&random::decode_token(token)?)?;
-        if self.expired(&s, now).is_some() || &*s.host != host {
-            return None;
-        }
-        s.last_seen.store(now, Ordering::Relaxed);
+        self.admit(&s, host, now).ok()?;
         Some(s)
     }
 
-    fn expired(&self, s: &ActiveSession, now: i64) -> Option<SessionEnd> {
+    /// The checks every use of a session passes: timeouts, then the host the cookie was
+    /// issued for. On success the session counts as used now.
+    fn admit(&self, s: &ActiveSession, host: &str, now: i64) -> Result<(), SessionEnd> {
         if now - s.login_at >= self.settings.absolute_timeout.as_secs() as i64 {
-            Some(SessionEnd::AbsoluteTimeout)
-        } else if now - s.last_seen.load(Ordering::Relaxed)
-            >= self.settings.idle_timeout.as_secs() as i64
-        {
-            Some(SessionEnd::IdleTimeout)
-        } else {
-            None
+            return Err(SessionEnd::AbsoluteTimeout);
         }
+        if now - s.last_seen.load(Ordering::Relaxed) >= self.settings.idle_timeout.as_secs() as i64
+        {
+            return Err(SessionEnd::IdleTimeout);
+        }
+        if &*s.host != host {
+            return Err(SessionEnd::WrongHost);
+        }
+        s.last_seen.store(now, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn load(
