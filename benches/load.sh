@@ -116,8 +116,9 @@ answer=$(curl -s -H "Cookie: jitgate_session=$session" "$JITGATE/")
 declare -A url=( [nginx]="http://127.0.0.1:$NGINX_PORT/" [pingora]="http://127.0.0.1:$PINGORA_PORT/" [jitgate]="$JITGATE/" )
 declare -A rates
 run() { # $1 target
-  local extra=()
-  [ "$1" = jitgate ] && extra=(-H "Cookie: jitgate_session=$session")
+  # Every target gets the very same request, session cookie included: the plain proxies
+  # forward it untouched, jitgate checks it, strips it and adds the identity headers.
+  local extra=(-H "Cookie: jitgate_session=$session")
   local out
   out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" "${extra[@]}" "${url[$1]}")
   if grep -q "Non-2xx" <<<"$out"; then echo "$1 answered errors:" >&2; echo "$out" >&2; exit 1; fi

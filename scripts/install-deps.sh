@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing jitgate needs on a fresh Debian machine (idempotent):
-# cmake (pingora's zlib-ng build), and the test IdP's npm packages from their lockfile.
+# cmake (pingora's zlib-ng build), Debian's chromium (the portal's browser test), and the
+# npm packages of the test IdP and of the browser test, from their lockfiles.
 # Benchmarks need more (wrk, nginx): see benches/load.sh, which installs its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v node >/dev/null || missing+=(nodejs npm)
+if [ "${1:-}" != "--build-only" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -22,5 +24,10 @@ if [ "${1:-}" != "--build-only" ]; then
   if ! cmp -s tests/idp/package-lock.json "$stamp" 2>/dev/null; then
     npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
     cp tests/idp/package-lock.json "$stamp"
+  fi
+  stamp=tests/browser/node_modules/.jitgate-lock
+  if ! cmp -s tests/browser/package-lock.json "$stamp" 2>/dev/null; then
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+    cp tests/browser/package-lock.json "$stamp"
   fi
 fi

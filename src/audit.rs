@@ -20,6 +20,33 @@ pub enum AuditKind {
     BackchannelLogout,
     SessionExpired,
     AccessDenied,
+    /// One HTTP call to an app's user API (operation, status, latency).
+    ProvisioningCall,
+    /// jitgate created the user's account in an app.
+    AccountCreated,
+    /// The account already existed in the app; jitgate recorded it.
+    AccountLinked,
+    /// jitgate brought the account up to date (mover).
+    AccountUpdated,
+    /// An operator deactivated the account (leaver).
+    AccountDeactivated,
+    /// An operator undid a deactivation: the account is set up again on the next visit.
+    AccountReactivated,
+    /// Setting up an account failed; the user got an error page.
+    ProvisioningFailed,
+    GrantRequested,
+    GrantApproved,
+    GrantDenied,
+    /// The grant started (auto-approved, or enough approvals).
+    GrantActivated,
+    GrantRevoked,
+    GrantExpired,
+    /// The first request served under a grant.
+    GrantFirstUsed,
+    /// An elevated route was refused for want of an active grant.
+    ElevationDenied,
+    /// The call made in the app when a grant started or ended (e.g. role to admin and back).
+    GrantAppCall,
 }
 
 impl AuditKind {
@@ -31,6 +58,22 @@ impl AuditKind {
             AuditKind::BackchannelLogout => "backchannel_logout",
             AuditKind::SessionExpired => "session_expired",
             AuditKind::AccessDenied => "access_denied",
+            AuditKind::ProvisioningCall => "provisioning_call",
+            AuditKind::AccountCreated => "account_created",
+            AuditKind::AccountLinked => "account_linked",
+            AuditKind::AccountUpdated => "account_updated",
+            AuditKind::AccountDeactivated => "account_deactivated",
+            AuditKind::AccountReactivated => "account_reactivated",
+            AuditKind::ProvisioningFailed => "provisioning_failed",
+            AuditKind::GrantRequested => "grant_requested",
+            AuditKind::GrantApproved => "grant_approved",
+            AuditKind::GrantDenied => "grant_denied",
+            AuditKind::GrantActivated => "grant_activated",
+            AuditKind::GrantRevoked => "grant_revoked",
+            AuditKind::GrantExpired => "grant_expired",
+            AuditKind::GrantFirstUsed => "grant_first_used",
+            AuditKind::ElevationDenied => "elevation_denied",
+            AuditKind::GrantAppCall => "grant_app_call",
         }
     }
 }

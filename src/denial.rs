@@ -30,11 +30,54 @@ pub enum Denial {
     StoreUnavailable,
     /// The app's upstream failed to answer.
     UpstreamUnavailable,
+    /// The user's account in the app could not be set up yet (its API is slow or down);
+    /// `paused_for` is set while jitgate holds off calling a failing API.
+    AccountPending {
+        app: String,
+        paused_for: Option<u64>,
+    },
+    /// The app's API refused to set up the account (an unexpected answer, or a connector
+    /// that cannot render its request): retrying will not help until someone fixes it.
+    AccountRefused {
+        app: String,
+    },
+    /// The user's account in the app was deactivated by an operator.
+    AccountDeactivated {
+        app: String,
+    },
+    /// An elevated route, and the user holds no active grant of its type.
+    ElevationRequired {
+        app: String,
+        grant_type: String,
+    },
     /// An unknown page under `/.jitgate/`.
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
     Internal,
+}
+
+impl Denial {
+    /// What the user sees when their account in `app` could not be made ready.
+    pub fn from_provisioning(app: &str, e: &crate::provision::ProvisionError) -> Self {
+        use crate::provision::ProvisionError as E;
+        let app = app.to_string();
+        match e {
+            E::Paused(d) => Denial::AccountPending {
+                app,
+                paused_for: Some(d.as_secs().max(1)),
+            },
+            E::Unavailable(_) | E::Busy => Denial::AccountPending {
+                app,
+                paused_for: None,
+            },
+            E::Refused { .. } | E::NoAccountId(_) | E::Connector(_) => {
+                Denial::AccountRefused { app }
+            }
+            E::Deactivated => Denial::AccountDeactivated { app },
+            E::Store(_) => Denial::StoreUnavailable,
+        }
+    }
 }
 
 /// A rendered refusal.
@@ -54,11 +97,14 @@ impl Denial {
             Denial::BadRequest(_) | Denial::BadSessionCookie | Denial::LoginFailed(_) => 400,
             Denial::LoginRedirect(_) => 302,
             Denial::LoginRequired => 401,
-            Denial::Forbidden { .. } => 403,
+            Denial::Forbidden { .. }
+            | Denial::AccountDeactivated { .. }
+            | Denial::ElevationRequired { .. } => 403,
             Denial::MethodNotAllowed => 405,
             Denial::PayloadTooLarge => 413,
             Denial::Internal => 500,
-            Denial::UpstreamUnavailable => 502,
+            Denial::UpstreamUnavailable | Denial::AccountRefused { .. } => 502,
+            Denial::AccountPending { .. } => 503,
             Denial::IdpUnavailable | Denial::StoreUnavailable => 503,
         }
     }
@@ -80,6 +126,10 @@ impl Denial {
             Denial::PayloadTooLarge => "payload_too_large",
             Denial::Internal => "internal",
             Denial::UpstreamUnavailable => "upstream_unavailable",
+            Denial::AccountPending { .. } => "account_pending",
+            Denial::AccountRefused { .. } => "account_refused",
+            Denial::AccountDeactivated { .. } => "account_deactivated",
+            Denial::ElevationRequired { .. } => "elevation_required",
         }
     }
 
@@ -142,19 +192,69 @@ impl Denial {
                 "Application unavailable",
                 "The application did not answer. Please try again shortly.".to_string(),
             ),
+            Denial::AccountPending {
+                app,
+                paused_for: None,
+            } => (
+                "Setting up your account",
+                format!("Your account on {app} is being set up. Please try again in a moment."),
+            ),
+            Denial::AccountPending {
+                app,
+                paused_for: Some(seconds),
+            } => (
+                "Setting up your account",
+                format!(
+                    "Your account on {app} cannot be set up right now: {app}'s account service \
+                     keeps failing, so jitgate has paused calls to it for {seconds} s. \
+                     Please try again after that."
+                ),
+            ),
+            Denial::AccountRefused { app } => (
+                "Account setup failed",
+                format!(
+                    "{app} refused to set up your account. The administrators can see why in \
+                     jitgate's audit log; please give them the request id below."
+                ),
+            ),
+            Denial::AccountDeactivated { app } => (
+                "Account deactivated",
+                format!("Your account on {app} was deactivated. Ask an administrator if you need it back."),
+            ),
+            Denial::ElevationRequired { app, grant_type } => (
+                "Elevated access required",
+                format!(
+                    "This page of {app} needs elevated access: an active `{grant_type}` grant. \
+                     Ask for one with a purpose (and a ticket if required); once it is \
+                     approved, this page opens until the grant ends."
+                ),
+            ),
             Denial::Internal => (
                 "Something went wrong",
                 "jitgate hit an internal error. Please try again.".to_string(),
             ),
         };
-        let retry = if matches!(self, Denial::LoginFailed(_) | Denial::Forbidden { .. }) {
-            "<p><a href=\"/.jitgate/logout\">Sign out</a> or <a href=\"/\">start again</a>.</p>"
-        } else {
-            ""
+        let retry = match self {
+            Denial::LoginFailed(_) | Denial::Forbidden { .. } => {
+                "<p><a href=\"/.jitgate/logout\">Sign out</a> or <a href=\"/\">start again</a>.</p>"
+                    .to_string()
+            }
+            Denial::ElevationRequired { grant_type, .. } => {
+                let query: String = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("type", grant_type)
+                    .finish();
+                format!(
+                    "<p><a id=\"ask\" href=\"{}?{}\">Ask for {} access</a></p>",
+                    crate::access_pages::PATH,
+                    pages::escape(&query),
+                    pages::escape(grant_type)
+                )
+            }
+            _ => String::new(),
         };
         DenialResponse {
             status: self.status(),
-            body: pages::render(title, &message, retry, request_id),
+            body: pages::render(title, &message, &retry, request_id),
             clear_cookie: matches!(self, Denial::BadSessionCookie),
             location: None,
         }

@@ -6,10 +6,12 @@ use arc_swap::ArcSwap;
 
 use crate::audit::Audit;
 use crate::config::Config;
+use crate::grants::Grants;
 use crate::metrics::Metrics;
 use crate::oidc::logout_token::ReplayGuard;
 use crate::oidc::{Oidc, OidcError};
 use crate::policy::PolicySet;
+use crate::provision::Accounts;
 use crate::session::cookie::CookieNames;
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
@@ -21,6 +23,10 @@ pub struct Gate {
     pub config: Config,
     pub policies: ArcSwap<PolicySet>,
     pub sessions: Sessions,
+    /// Time-bound elevated access.
+    pub grants: Grants,
+    /// Accounts in apps, created through their APIs (JIT provisioning).
+    pub accounts: Arc<Accounts>,
     pub oidc: Oidc,
     pub store: Arc<dyn Store>,
     pub audit: Audit,
@@ -47,12 +53,29 @@ impl Gate {
     ) -> Result<Self, GateError> {
         let oidc = Oidc::new(config.idp.clone(), &config.public.base)?;
         let metrics = Metrics::new()?;
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            Audit::new(store.clone()),
+            metrics.clone(),
+            config.session.revalidate_after,
+        ));
         Ok(Self {
             sessions: Sessions::new(
                 store.clone(),
                 config.session,
                 SESSION_CACHE_CAPACITY,
                 &metrics.session_cache,
+            ),
+            accounts: accounts.clone(),
+            grants: Grants::new(
+                store.clone(),
+                Audit::new(store.clone()),
+                if config.store_url.starts_with("postgres") {
+                    crate::grants::RECHECK_AFTER_WITH_NOTIFY
+                } else {
+                    crate::grants::RECHECK_AFTER
+                },
+                Some(accounts),
             ),
             audit: Audit::new(store.clone()),
             metrics,

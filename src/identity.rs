@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use pingora_http::RequestHeader;
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,15 @@ pub struct Identity {
     /// The configured username claim (e.g. `preferred_username`), for policies and logs.
     pub username: Box<str>,
     groups: Box<str>,
-    /// Claim names and values back to back.
-    claims: Box<str>,
+    /// Claim names and values back to back (UTF-8). `Bytes`, so that a header value is a
+    /// shared slice of it rather than a copy on every request.
+    claims: Bytes,
     /// Per claim: where its name starts, where its value starts and ends in `claims`;
     /// sorted by name (a name ends where its value starts).
     claim_index: Box<[[u32; 3]]>,
+    /// SHA-256 (first 16 bytes) of everything above: equal digests, equal identities. Lets
+    /// caches keyed by "this user with these claims" skip comparing the claims themselves.
+    digest: [u8; 16],
 }
 
 /// The stored form of an [`Identity`].
@@ -65,13 +70,27 @@ impl From<IdentityRecord> for Identity {
             packed.push_str(value);
             index.push([name_start, value_start, packed.len() as u32]);
         }
+        let groups = groups.join("\n");
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [&r.iss, &r.sub, &r.username, &groups, &packed] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        for [n, v, e] in &index {
+            for x in [n, v, e] {
+                ctx.update(&x.to_be_bytes());
+            }
+        }
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(ctx.finish().as_ref().get(..16).unwrap_or(&[0; 16]));
         Self {
             iss: r.iss.into(),
             sub: r.sub.into(),
             username: r.username.into(),
-            groups: groups.join("\n").into(),
-            claims: packed.into(),
+            groups: groups.into(),
+            claims: Bytes::from(packed),
             claim_index: index.into_boxed_slice(),
+            digest,
         }
     }
 }
@@ -131,7 +150,19 @@ impl Identity {
         .into()
     }
 
-    pub fn groups(&self) -> impl Iterator<Item = &str> {
+    /// Identifies this user with exactly these claims (see the field's comment).
+    pub fn digest(&self) -> [u8; 16] {
+        self.digest
+    }
+
+    /// Every claim as `name -> text` (the form connector templates see).
+    pub fn claims(&self) -> std::collections::BTreeMap<String, String> {
+        self.claim_pairs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &str> + Clone {
         self.groups.split('\n').filter(|g| !g.is_empty())
     }
 
@@ -140,10 +171,7 @@ impl Identity {
     }
 
     fn slice(&self, start: u32, end: u32) -> &[u8] {
-        self.claims
-            .as_bytes()
-            .get(start as usize..end as usize)
-            .unwrap_or(&[])
+        self.claims.get(start as usize..end as usize).unwrap_or(&[])
     }
 
     /// Replaces `iss` with an already shared copy of the same text (saves memory per session).
@@ -171,7 +199,11 @@ impl Identity {
             .binary_search_by(|&[n, v, _]| self.slice(n, v).cmp(claim.as_bytes()))
             .ok()?;
         let [_, start, end] = self.claim_index[i];
-        HeaderValue::from_bytes(self.slice(start, end)).ok()
+        let (start, end) = (start as usize, end as usize);
+        if start > end || end > self.claims.len() {
+            return None;
+        }
+        HeaderValue::from_maybe_shared(self.claims.slice(start..end)).ok()
     }
 }
 

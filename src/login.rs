@@ -54,6 +54,8 @@ pub enum Reply {
     },
     /// Plain answer for machine clients (back-channel logout).
     Empty { status: u16 },
+    /// A JSON answer (the grants API).
+    Json { status: u16, body: String },
 }
 
 /// What an endpoint needs to know about the request.
@@ -84,6 +86,12 @@ pub async fn handle(gate: &Gate, req: OwnRequest<'_>) -> Result<Reply, Denial> {
             Vec::new(),
         )),
         "backchannel-logout" if req.method == Method::POST => backchannel_logout(gate, &req).await,
+        e if e == "access" || e.starts_with("access/") => {
+            crate::access_pages::handle(gate, &req).await
+        }
+        e if e == "api/grants" || e.starts_with("api/grants/") => {
+            crate::grants_api::handle(gate, &req).await
+        }
         "login" | "callback" | "handoff" | "logout" | "logged-out" | "backchannel-logout" => {
             Err(Denial::MethodNotAllowed)
         }
@@ -119,7 +127,8 @@ pub fn safe_return_path(rd: &str) -> Option<String> {
     (joined.host_str() == Some("origin.invalid") && joined.port().is_none()).then(|| rd.to_string())
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+/// One parameter of a query string, decoded.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())

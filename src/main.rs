@@ -46,11 +46,97 @@ enum Command {
         #[arg(long, conflicts_with = "config")]
         policies: Option<PathBuf>,
     },
+    /// Accounts jitgate keeps in apps (JIT provisioning).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Grants of elevated access: list them, or decide on one as an operator.
+    Grants {
+        #[command(subcommand)]
+        command: GrantsCommand,
+    },
     /// Try jitgate on this machine: a development issuer, a demo app and a demo policy.
     Demo {
         /// Where the demo keeps its database and policy.
         #[arg(long, default_value = "jitgate-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum GrantsCommand {
+    /// List grants, newest first.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: Option<String>,
+        /// pending, active, denied, revoked or expired.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Approve a pending grant as an operator (it starts at once).
+    Approve {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: String,
+    },
+    /// Deny a pending grant.
+    Deny {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: String,
+    },
+    /// End a pending or active grant now.
+    Revoke {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// List an app's accounts with when they were created and last used.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+    },
+    /// Leaver: deactivate a user's account in the app and end their sessions there.
+    Deactivate {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+        /// The user's username or IdP subject (`sub`).
+        #[arg(long)]
+        user: String,
+    },
+    /// Undo a deactivation: the account is set up again on the user's next visit.
+    Reactivate {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+        /// The user's username or IdP subject (`sub`).
+        #[arg(long)]
+        user: String,
+    },
+    /// Print the requests a connector would send for some claims (secrets masked).
+    Test {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        app: String,
+        /// A JSON object of ID-token claims (`sub` required).
+        #[arg(long)]
+        claims: PathBuf,
+        /// Send them to the app (lookup, create, update) and show the answers.
+        #[arg(long)]
+        send: bool,
     },
 }
 
@@ -82,20 +168,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { config, policies } => Ok(check(config, policies)),
         Command::Run { config, threads } => {
-            let cfg = match config::load(&config) {
-                Ok(cfg) => cfg,
-                Err(problems) => {
-                    eprintln!("{problems}");
-                    return Ok(ExitCode::FAILURE);
-                }
+            let Some((cfg, policies)) = load(&config) else {
+                return Ok(ExitCode::FAILURE);
             };
-            let policies = match policy::load_dir(&cfg.policies_dir) {
-                Ok(p) => p,
-                Err(problems) => {
-                    eprintln!("{problems}");
-                    return Ok(ExitCode::FAILURE);
+            for app in policies.apps() {
+                if let Some(problem) = app.provisioning.as_ref().and_then(|c| c.secret_problem()) {
+                    tracing::warn!(app = %app.name, "provisioning will fail until this is fixed: {problem}");
                 }
-            };
+            }
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -109,9 +189,97 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             drop(control);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Accounts { command } => accounts(command),
+        Command::Grants { command } => grants(command),
         Command::Demo { dir } => {
             jitgate::demo::run(&dir).context("running the demo")?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
+    let path = match &command {
+        AccountsCommand::List { config, .. }
+        | AccountsCommand::Deactivate { config, .. }
+        | AccountsCommand::Reactivate { config, .. }
+        | AccountsCommand::Test { config, .. } => config.clone(),
+    };
+    let Some((cfg, policies)) = load(&path) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let out = match command {
+        AccountsCommand::List { app, .. } => jitgate::accounts_cli::list(&cfg, &policies, &app),
+        AccountsCommand::Deactivate { app, user, .. } => {
+            jitgate::accounts_cli::deactivate(&cfg, &policies, &app, &user)
+        }
+        AccountsCommand::Reactivate { app, user, .. } => {
+            jitgate::accounts_cli::reactivate(&cfg, &policies, &app, &user)
+        }
+        AccountsCommand::Test {
+            app, claims, send, ..
+        } => jitgate::accounts_cli::test(&cfg, &policies, &app, &claims, send),
+    };
+    match out {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("jitgate: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn grants(command: GrantsCommand) -> anyhow::Result<ExitCode> {
+    use jitgate::grants_cli::{decide, list, Decision};
+    let (path, decision) = match &command {
+        GrantsCommand::List { config, .. } => (config.clone(), None),
+        GrantsCommand::Approve { config, id } => {
+            (config.clone(), Some((id.clone(), Decision::Approve)))
+        }
+        GrantsCommand::Deny { config, id } => (config.clone(), Some((id.clone(), Decision::Deny))),
+        GrantsCommand::Revoke { config, id } => {
+            (config.clone(), Some((id.clone(), Decision::Revoke)))
+        }
+    };
+    let Some((cfg, policies)) = load(&path) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let out = match (command, decision) {
+        (GrantsCommand::List { app, status, .. }, _) => {
+            list(&cfg, app.as_deref(), status.as_deref())
+        }
+        (_, Some((id, decision))) => decide(&cfg, &policies, &id, decision),
+        (_, None) => return Ok(ExitCode::FAILURE),
+    };
+    match out {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("jitgate: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The config and its policies, or `None` after printing every problem.
+fn load(path: &std::path::Path) -> Option<(config::Config, policy::PolicySet)> {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return None;
+        }
+    };
+    match policy::load_dir(&cfg.policies_dir) {
+        Ok(p) => Some((cfg, p)),
+        Err(problems) => {
+            eprintln!("{problems}");
+            None
         }
     }
 }
@@ -132,8 +300,13 @@ fn check(config: Option<PathBuf>, policies: Option<PathBuf>) -> ExitCode {
     match policy::load_dir(&policies_dir) {
         Ok(set) => {
             for app in set.apps() {
+                let provisioning = app
+                    .provisioning
+                    .as_ref()
+                    .map(|c| format!("; accounts provisioned through {}", c.api))
+                    .unwrap_or_default();
                 println!(
-                    "ok: {} ({}): {} route(s) on {}",
+                    "ok: {} ({}): {} route(s) on {}{provisioning}",
                     app.name,
                     app.source.display(),
                     app.routes.len(),

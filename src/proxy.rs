@@ -4,7 +4,9 @@
 //! request_filter      request id; strip spoofed identity headers; host -> app (404);
 //!                     /.jitgate/* -> login::handle; path normalised (400);
 //!                     cookie -> session (cache, else store) -> login redirect / 401;
-//!                     route decision (403); set identity headers; drop our cookies
+//!                     route decision (403); on `elevate:` routes an active grant
+//!                     (403 / 503 if the store is down); the user's account in the app (JIT
+//!                     provisioning: 503/502/403); set identity headers; drop our cookies
 //! upstream_peer       the app's upstream from its policy
 //! response_filter     X-Request-Id on every answer
 //! fail_to_proxy       upstream errors -> our 502 page with the request id
@@ -35,12 +37,45 @@ use crate::random;
 use crate::session::cookie::{self, CookieValue};
 use crate::session::SessionEnd;
 
+/// Sent upstream and back to the browser with the request id.
+const X_REQUEST_ID: &str = "X-Request-Id";
+const X_JITGATE_REQUEST_ID: &str = "X-Jitgate-Request-Id";
+
 /// Per-request state.
 pub struct RequestCtx {
-    request_id: String,
+    request_id: random::RequestId,
     started: Instant,
     app: Option<Arc<AppPolicy>>,
     outcome: &'static str,
+    /// Set on elevated routes: long-lived connections (WebSocket, streaming) end with it.
+    elevated: Option<Box<Elevated>>,
+}
+
+/// The grant an elevated request was admitted under.
+struct Elevated {
+    session: Arc<crate::session::ActiveSession>,
+    grant_type: String,
+    grant_id: String,
+    expires_at_ms: i64,
+}
+
+/// pingora's own read timeout for client connections, which jitgate only ever shortens.
+const CLIENT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long to wait for the client's next bytes on an elevated connection: never past the
+/// grant's end, so an idle WebSocket is closed when the grant expires.
+fn read_timeout_until(expires_at_ms: i64) -> std::time::Duration {
+    let left = (expires_at_ms - crate::clock::now_ms()).max(1) as u64;
+    std::time::Duration::from_millis(left).min(CLIENT_READ_TIMEOUT)
+}
+
+const GRANT_ENDED: &str = "grant ended";
+
+fn grant_ended() -> Box<Error> {
+    Error::explain(
+        ErrorType::Custom(GRANT_ENDED),
+        "the grant this connection was opened under has ended",
+    )
 }
 
 pub struct JitgateProxy {
@@ -53,10 +88,11 @@ impl ProxyHttp for JitgateProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            request_id: random::request_id(),
+            request_id: random::RequestId::next(),
             started: Instant::now(),
             app: None,
             outcome: "forwarded",
+            elevated: None,
         }
     }
 
@@ -75,6 +111,60 @@ impl ProxyHttp for JitgateProxy {
                 Ok(true)
             }
         }
+    }
+
+    /// Bytes from the client on an elevated connection: only while its grant lasts (and then
+    /// the next read may not wait past the grant's end).
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(e), Some(app)) = (ctx.elevated.as_mut(), ctx.app.as_ref()) else {
+            return Ok(());
+        };
+        match self
+            .gate
+            .grants
+            .check(app, &e.session.identity, &e.grant_type)
+            .await
+        {
+            Ok(Some(grant)) => {
+                e.expires_at_ms = grant.expires_at_ms;
+                session.set_read_timeout(Some(read_timeout_until(e.expires_at_ms)));
+                Ok(())
+            }
+            // Ended, revoked, or the store cannot say: close the connection.
+            _ => Err(grant_ended()),
+        }
+    }
+
+    /// Bytes from the app on an elevated connection: only while its grant lasts.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        let (Some(e), Some(app)) = (ctx.elevated.as_ref(), ctx.app.as_ref()) else {
+            return Ok(None);
+        };
+        let expired = crate::clock::now_ms() >= e.expires_at_ms;
+        // A revoke (here, or announced by another replica) without a store read.
+        let revoked = self.gate.grants.is_revoked(&e.grant_id)
+            || matches!(
+                self.gate
+                    .grants
+                    .check_cached(app, &e.session.identity, &e.grant_type),
+                Some(None)
+            );
+        if expired || revoked {
+            return Err(grant_ended());
+        }
+        Ok(None)
     }
 
     /// Where a permitted request goes: the upstream of the app that admitted it.
@@ -104,7 +194,7 @@ impl ProxyHttp for JitgateProxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        response.insert_header(X_REQUEST_ID, ctx.request_id.header_value())?;
         Ok(())
     }
 
@@ -116,6 +206,8 @@ impl ProxyHttp for JitgateProxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = match e.etype() {
+            // A long-lived connection cut because its grant ended: nothing more to say on it.
+            ErrorType::Custom(GRANT_ENDED) => 0,
             ErrorType::HTTPStatus(code) => *code,
             _ if matches!(e.esource(), pingora_error::ErrorSource::Downstream) => 0,
             _ => 502,
@@ -137,12 +229,17 @@ impl ProxyHttp for JitgateProxy {
 
     /// After the response: metrics only (audit events were written where they happened).
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let app = ctx.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
-        let metrics = &self.gate.metrics;
-        metrics
-            .requests
-            .with_label_values(&[app, ctx.outcome])
-            .inc();
+        match &ctx.app {
+            Some(app) if ctx.outcome == "forwarded" => self.app_metrics(app).forwarded.inc(),
+            app => {
+                let name = app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
+                self.gate
+                    .metrics
+                    .requests
+                    .with_label_values(&[name, ctx.outcome])
+                    .inc();
+            }
+        }
     }
 }
 
@@ -173,6 +270,10 @@ impl JitgateProxy {
             let endpoint = endpoint.to_string();
             let body = if endpoint == "backchannel-logout" {
                 Some(Box::pin(read_body(session, login::MAX_LOGOUT_BODY)).await?)
+            } else if endpoint.starts_with("api/") && req.method == Method::POST {
+                Some(Box::pin(read_body(session, crate::grants_api::MAX_API_BODY)).await?)
+            } else if endpoint.starts_with("access/") && req.method == Method::POST {
+                Some(Box::pin(read_body(session, crate::access_pages::MAX_FORM_BODY)).await?)
             } else {
                 None
             };
@@ -183,7 +284,7 @@ impl JitgateProxy {
                 endpoint: &endpoint,
                 query: req.uri.query(),
                 header: req,
-                request_id: &ctx.request_id,
+                request_id: ctx.request_id.as_str(),
                 body,
             };
             // Boxed: the sign-in future is large (token exchange, discovery), and inlining it
@@ -209,7 +310,7 @@ impl JitgateProxy {
                         AuditKind::SessionExpired,
                         Subject {
                             app: Some(&app.name),
-                            request_id: Some(&ctx.request_id),
+                            request_id: Some(ctx.request_id.as_str()),
                             ..Subject::default()
                         },
                         json!({ "reason": format!("{end:?}") }),
@@ -224,7 +325,8 @@ impl JitgateProxy {
         };
 
         let identity = &active.identity;
-        if let Err(denied) = app.decide(&req.method, &normalized, identity) {
+        let permitted = app.decide(&req.method, &normalized, identity);
+        if let Err(denied) = permitted {
             gate.metrics
                 .decisions
                 .with_label_values(&[&app.name, "deny"])
@@ -239,7 +341,7 @@ impl JitgateProxy {
                     iss: Some(&identity.iss),
                     sub: Some(&identity.sub),
                     app: Some(&app.name),
-                    request_id: Some(&ctx.request_id),
+                    request_id: Some(ctx.request_id.as_str()),
                 },
                 json!({ "method": req.method.as_str(), "path": normalized, "route": route }),
             );
@@ -247,23 +349,86 @@ impl JitgateProxy {
                 app: app.name.clone(),
             });
         }
-        gate.metrics
-            .decisions
-            .with_label_values(&[&app.name, "allow"])
-            .inc();
+        self.app_metrics(&app).allowed.inc();
+
+        // Elevated route: the user also needs an active grant, checked against the clock now.
+        let mut grant_headers: &[(http::HeaderName, Bytes, http::HeaderValue)] = &[];
+        let elevation = permitted.ok().and_then(|p| app.elevation(p));
+        if let Some(kind) = elevation {
+            let grant_type = kind.name.as_str();
+            let grant = match gate.grants.check(&app, identity, grant_type).await {
+                Ok(grant) => grant,
+                Err(e) => {
+                    tracing::error!(error = %e, "grant lookup failed: elevated route refused");
+                    return Err(Denial::StoreUnavailable);
+                }
+            };
+            if grant.is_none() {
+                gate.audit.record_in_background(
+                    AuditKind::ElevationDenied,
+                    Subject {
+                        iss: Some(&identity.iss),
+                        sub: Some(&identity.sub),
+                        app: Some(&app.name),
+                        request_id: Some(ctx.request_id.as_str()),
+                    },
+                    json!({ "method": req.method.as_str(), "path": normalized, "grant_type": grant_type }),
+                );
+                return Err(Denial::ElevationRequired {
+                    app: app.name.clone(),
+                    grant_type: grant_type.to_string(),
+                });
+            }
+            if let Some(grant) = &grant {
+                ctx.elevated = Some(Box::new(Elevated {
+                    session: active.clone(),
+                    grant_type: grant_type.to_string(),
+                    grant_id: grant.id.clone(),
+                    expires_at_ms: grant.expires_at_ms,
+                }));
+            }
+            grant_headers = &kind.headers;
+        }
+
+        // JIT provisioning: a cache hit costs one lookup; anything else is boxed out of the
+        // per-request future (it may call the app's API).
+        if let Some(connector) = &app.provisioning {
+            if !gate.accounts.is_current(&app, identity, active.login_at) {
+                let rid = ctx.request_id.as_str();
+                Box::pin(
+                    gate.accounts
+                        .ensure(&app, connector, identity, active.login_at, rid),
+                )
+                .await
+                .map_err(|e| Denial::from_provisioning(&app.name, &e))?;
+            }
+        }
 
         let cookies = gate.cookies;
         let req = session.req_header_mut();
         identity::set_identity_headers(req, &app, identity).map_err(|_| Denial::Internal)?;
+        // Incoming copies of grant headers were stripped with the identity headers.
+        for (_, wire_name, value) in grant_headers {
+            req.append_header(wire_name.clone(), value.clone())
+                .map_err(|_| Denial::Internal)?;
+        }
         cookie::strip_own(req, cookies);
         // Incoming copies were stripped with the identity headers, so appending is safe.
-        req.append_header("X-Jitgate-Request-Id", ctx.request_id.as_str())
+        req.append_header(X_JITGATE_REQUEST_ID, ctx.request_id.header_value())
             .map_err(|_| Denial::Internal)?;
-        gate.metrics
+        if let Some(e) = &ctx.elevated {
+            session.set_read_timeout(Some(read_timeout_until(e.expires_at_ms)));
+        }
+        self.app_metrics(&app)
             .decision_latency
-            .with_label_values(&[&app.name])
             .observe(ctx.started.elapsed().as_secs_f64());
         Ok(None)
+    }
+
+    /// The app's metric handles (resolved on its first request after each policy load).
+    fn app_metrics<'a>(&self, app: &'a AppPolicy) -> &'a crate::metrics::AppMetrics {
+        app.metrics
+            .get_or_init(|| self.gate.metrics.for_app(&app.name))
     }
 
     fn login_required(&self, req: &RequestHeader, host: &str) -> Denial {
@@ -302,6 +467,11 @@ impl JitgateProxy {
                 }
                 write(session, ctx, resp, Some(Bytes::from(html))).await
             }
+            Reply::Json { status, body } => {
+                let mut resp = ResponseHeader::build(status, Some(4))?;
+                resp.insert_header("content-type", "application/json")?;
+                write(session, ctx, resp, Some(Bytes::from(body))).await
+            }
             Reply::Empty { status } => {
                 let resp = ResponseHeader::build(status, Some(4))?;
                 write(session, ctx, resp, None).await
@@ -316,7 +486,7 @@ impl JitgateProxy {
         ctx: &RequestCtx,
         denial: &Denial,
     ) -> Result<()> {
-        let rendered = denial.response(&ctx.request_id);
+        let rendered = denial.response(ctx.request_id.as_str());
         let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
         if let Some(location) = rendered.location {
             resp.insert_header("location", location)?;
@@ -339,7 +509,7 @@ async fn write(
     body: Option<Bytes>,
 ) -> Result<()> {
     resp.insert_header("cache-control", "no-store")?;
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    resp.insert_header(X_REQUEST_ID, ctx.request_id.header_value())?;
     resp.insert_header("referrer-policy", "no-referrer")?;
     resp.insert_header("x-content-type-options", "nosniff")?;
     resp.insert_header("x-frame-options", "DENY")?;

@@ -93,6 +93,71 @@ pub async fn watch(gate: Arc<Gate>) {
     }
 }
 
+/// On PostgreSQL: listens for grant changes announced by any replica (or `jitgate grants`)
+/// and drops the cached view of that user at once. While the connection is down nothing is
+/// heard, so on every reconnect the whole grants cache is dropped.
+pub async fn listen_grant_changes(gate: Arc<Gate>) {
+    let url = gate.config.store_url.clone();
+    if !url.starts_with("postgres") {
+        return;
+    }
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(crate::store::GRANTS_CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot listen for grant changes");
+                } else {
+                    gate.grants.forget_all();
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) => {
+                                let parts: Vec<&str> = n.payload().split('\n').collect();
+                                if let [iss, sub, rest @ ..] = parts.as_slice() {
+                                    gate.grants.forget(iss, sub);
+                                    if let [id, "revoked", until, ..] = rest {
+                                        let until = until.parse().unwrap_or(i64::MAX);
+                                        gate.grants.note_revoked(id, until);
+                                    }
+                                }
+                            }
+                            // The connection dropped: notifications may have been missed.
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "grant notifications interrupted; re-reading grants"
+                                );
+                                gate.grants.forget_all();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "grant notifications failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect for grant notifications"),
+        }
+        gate.grants.forget_all();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Marks grants whose time is up as expired, every second (for the audit trail and the
+/// lists: enforcement itself compares the expiry on every request).
+pub async fn expire_grants(gate: Arc<Gate>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = gate.grants.expire_due().await {
+            tracing::warn!(error = %e, "grant expiry sweep failed");
+        }
+        let policies = gate.policies.load();
+        if let Err(e) = gate.grants.run_end_calls(&policies).await {
+            tracing::warn!(error = %e, "grant end calls failed");
+        }
+    }
+}
+
 /// Deletes expired sessions from the store every few minutes.
 pub async fn sweep_sessions(gate: Arc<Gate>) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));

@@ -59,6 +59,8 @@ pub fn start_control(config: Config, policies: PolicySet) -> Result<Control, Ser
     })?;
     runtime.spawn(reload::watch(gate.clone()));
     runtime.spawn(reload::sweep_sessions(gate.clone()));
+    runtime.spawn(reload::expire_grants(gate.clone()));
+    runtime.spawn(reload::listen_grant_changes(gate.clone()));
     runtime.spawn(discover_until_reachable(gate.clone()));
     Ok(Control { runtime, gate })
 }

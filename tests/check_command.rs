@@ -73,7 +73,11 @@ fn the_example_config_and_policies_pass() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("2 app(s), no problems"), "{stdout}");
+    assert!(stdout.contains("3 app(s), no problems"), "{stdout}");
+    assert!(
+        stdout.contains("helpdesk") && stdout.contains("accounts provisioned through"),
+        "{stdout}"
+    );
 }
 
 #[test]

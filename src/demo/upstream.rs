@@ -1,7 +1,9 @@
 //! The demo app behind jitgate: a page that shows exactly which headers it received.
 //!
 //! It stands in for a legacy app in `jitgate demo` and in the tests (which read its JSON
-//! answer to see what reached the upstream).
+//! answer to see what reached the upstream). In the demo it also behaves like an app that
+//! only knows users with an account (`with_accounts`): its page shows the account jitgate
+//! created for you through the app's user API, or refuses you if there is none.
 
 use async_trait::async_trait;
 use http::Response;
@@ -9,9 +11,22 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
 
+use super::accounts::DemoAccounts;
 use crate::pages::escape;
 
-pub struct EchoApp;
+#[derive(Default)]
+pub struct EchoApp {
+    accounts: Option<std::sync::Arc<DemoAccounts>>,
+}
+
+impl EchoApp {
+    /// An echo that also requires an account in `accounts` (403 without one).
+    pub fn with_accounts(accounts: std::sync::Arc<DemoAccounts>) -> Self {
+        Self {
+            accounts: Some(accounts),
+        }
+    }
+}
 
 #[async_trait]
 impl ServeHttp for EchoApp {
@@ -37,28 +52,51 @@ impl ServeHttp for EchoApp {
             .get("accept")
             .and_then(|a| a.to_str().ok())
             .is_some_and(|a| a.contains("application/json"));
+        let user = headers
+            .get("x-forwarded-user")
+            .and_then(|v| v.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or("(nobody)")
+            .to_string();
+        let (status, account_html) = match &self.accounts {
+            None => (200, String::new()),
+            Some(accounts) => match accounts.active(&user) {
+                Some(a) => (
+                    200,
+                    format!(
+                        "<p>Your account in this app: <b>#{}</b>, role <b>{}</b>. jitgate created \
+                         it through the app's user API on your first visit (see the \
+                         <code>provisioning:</code> section of the demo policy).</p>",
+                        a.id,
+                        escape(&a.role)
+                    ),
+                ),
+                None => (
+                    403,
+                    format!(
+                        "<p>This app has no account for {}: it would refuse you without jitgate.</p>",
+                        escape(&user)
+                    ),
+                ),
+            },
+        };
         let (content_type, body) = if wants_json {
             ("application/json", echo.to_string())
         } else {
-            let user = headers
-                .get("x-forwarded-user")
-                .and_then(|v| v.get(0))
-                .and_then(Value::as_str)
-                .unwrap_or("(nobody)");
             (
                 "text/html; charset=utf-8",
                 format!(
-                    "<!doctype html><title>demo app</title><h1>Hello, {}</h1>\
+                    "<!doctype html><title>demo app</title><h1>Hello, {}</h1>{account_html}\
                      <p>This is the demo app behind jitgate. It received:</p><pre>{}</pre>\
                      <p><a href=\"/admin\">/admin</a> (wiki-admins only) · \
                      <a href=\"/.jitgate/logout\">sign out</a></p>",
-                    escape(user),
+                    escape(&user),
                     escape(&serde_json::to_string_pretty(&echo).unwrap_or_default())
                 ),
             )
         };
         Response::builder()
-            .status(200)
+            .status(status)
             .header("content-type", content_type)
             .header("content-length", body.len())
             .body(body.into_bytes())

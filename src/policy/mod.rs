@@ -8,7 +8,9 @@
 //! forget it.
 
 mod file;
+mod grants;
 pub mod path_pattern;
+mod provisioning;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use url::Url;
 
 use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
 use crate::identity::{header_key, Identity};
+use crate::provision::connector::Connector;
 use file::PolicyFile;
 pub use path_pattern::{normalize_path, PathError, PathPattern};
 
@@ -81,6 +84,16 @@ pub struct AppPolicy {
     /// Lower-case, `-`-separated names of every header to strip from incoming requests.
     pub strip_header_keys: Vec<String>,
     pub routes: Vec<Route>,
+    /// IdP group -> app role, most privileged first (`roles:`).
+    pub roles: Vec<(String, String)>,
+    /// How to keep accounts in the app (`provisioning:`); `None` if the app needs none.
+    pub provisioning: Option<Arc<Connector>>,
+    /// Stable key of the app name, for caches that outlive a policy reload.
+    pub key: u64,
+    /// Kinds of elevated access users can ask for (`grants:`).
+    pub grant_types: Vec<crate::grants::GrantType>,
+    /// This app's metric handles, filled on first use (see `crate::metrics::AppMetrics`).
+    pub metrics: std::sync::OnceLock<crate::metrics::AppMetrics>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +120,8 @@ pub struct Route {
     pub allow: Allow,
     /// `file:line` of the route, for audit events and logs.
     pub location: String,
+    /// The grant type (index into the app's `grant_types`) users also need, active, here.
+    pub elevate: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +148,14 @@ pub struct Permitted {
 impl Permitted {
     pub fn route_index(&self) -> usize {
         self.route
+    }
+}
+
+impl AppPolicy {
+    /// The grant type the permitted route also requires, if it is an elevated route.
+    pub fn elevation(&self, permitted: Permitted) -> Option<&crate::grants::GrantType> {
+        let index = self.routes.get(permitted.route)?.elevate?;
+        self.grant_types.get(index)
     }
 }
 
@@ -248,11 +271,17 @@ fn load_file(path: &Path) -> Result<(AppPolicy, PolicyFile), Diagnostics> {
         report.into_diagnostics()
     })?;
     let raw: PolicyFile = parse_yaml(path, &text)?;
-    let app = validate(path, &raw)?;
+    let tree =
+        marked_yaml::parse_yaml_with_options(0, &text, marked_yaml::LoaderOptions::default()).ok();
+    let app = validate(path, &raw, tree.as_ref())?;
     Ok((app, raw))
 }
 
-fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
+fn validate(
+    path: &Path,
+    raw: &PolicyFile,
+    tree: Option<&marked_yaml::Node>,
+) -> Result<AppPolicy, Diagnostics> {
     let mut report = FileReport::new(path);
     let name = raw.app.trim().to_string();
     if name.is_empty()
@@ -310,6 +339,27 @@ fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
             "`routes` is empty: nothing would be reachable (access is denied by default)",
         );
     }
+    let grant_types = grants::grant_types(&mut report, &raw.grants, |h| {
+        identity_header_name_reserved(h.as_str())
+    });
+    for kind in &grant_types {
+        for (name, _, _) in &kind.headers {
+            let key = header_key(name.as_str());
+            if !strip.contains(&key) {
+                strip.push(key);
+            }
+        }
+    }
+    for route in &raw.routes {
+        if let Some(e) = &route.elevate {
+            if !grant_types.iter().any(|g| g.name == e.trim()) {
+                report.at(
+                    e.span(),
+                    format!("there is no grant type `{}` in `grants:`", e.as_str()),
+                );
+            }
+        }
+    }
     let mut routes = Vec::new();
     for route in &raw.routes {
         let pattern = match PathPattern::parse(&route.path) {
@@ -363,12 +413,45 @@ fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
                     any_authenticated,
                 },
                 location: format!("{}:{}", path.display(), line),
+                elevate: route
+                    .elevate
+                    .as_ref()
+                    .and_then(|e| grant_types.iter().position(|g| g.name == e.trim())),
             });
+        }
+    }
+
+    let roles = provisioning::roles(&mut report, &raw.roles);
+    let connector = raw.provisioning.as_ref().and_then(|p| {
+        provisioning::connector(&mut report, path, tree, &name, roles.clone(), p).map(Arc::new)
+    });
+
+    // Grant types' app calls must name operations of this app's connector.
+    for g in raw.grants.values() {
+        let calls = g
+            .app_calls
+            .iter()
+            .flat_map(|c| [&c.start, &c.end])
+            .flatten();
+        for call in calls {
+            let known = connector
+                .as_ref()
+                .is_some_and(|c| c.named(call.trim()).is_some());
+            if !known {
+                report.at(
+                    call.span(),
+                    format!(
+                        "`{}` is not one of this app's `provisioning.operations`",
+                        call.as_str()
+                    ),
+                );
+            }
         }
     }
 
     match upstream {
         Some(upstream) if !report.has_problems() => report.finish(AppPolicy {
+            key: app_key(&name),
             name,
             source: path.to_path_buf(),
             hosts,
@@ -376,9 +459,21 @@ fn validate(path: &Path, raw: &PolicyFile) -> Result<AppPolicy, Diagnostics> {
             identity_headers,
             strip_header_keys: strip,
             routes,
+            roles,
+            provisioning: connector,
+            grant_types,
+            metrics: std::sync::OnceLock::new(),
         }),
         _ => Err(report.into_diagnostics()),
     }
+}
+
+/// First 8 bytes of SHA-256 of the app name.
+fn app_key(name: &str) -> u64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(digest.as_ref().get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(bytes)
 }
 
 const KNOWN_METHODS: &[&str] = &[
@@ -450,6 +545,17 @@ fn upstream(report: &mut FileReport, value: &Spanned<String>) -> Option<Upstream
 fn identity_header_name(header: &Spanned<String>) -> Result<HeaderName, String> {
     let name = HeaderName::from_bytes(header.trim().as_bytes())
         .map_err(|_| format!("`{}` is not a valid header name", header.as_str()))?;
+    if identity_header_name_reserved(name.as_str()) {
+        return Err(format!(
+            "`{}` cannot carry identity: it is used by HTTP itself",
+            header.as_str()
+        ));
+    }
+    Ok(name)
+}
+
+/// Headers HTTP itself uses, which no policy may set.
+fn identity_header_name_reserved(name: &str) -> bool {
     const RESERVED: &[&str] = &[
         "host",
         "cookie",
@@ -466,11 +572,5 @@ fn identity_header_name(header: &Spanned<String>) -> Result<HeaderName, String> 
         "x-forwarded-proto",
         "x-forwarded-host",
     ];
-    if RESERVED.contains(&name.as_str()) {
-        return Err(format!(
-            "`{}` cannot carry identity: it is used by HTTP itself",
-            header.as_str()
-        ));
-    }
-    Ok(name)
+    RESERVED.contains(&name)
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use moka::sync::Cache;
 use prometheus::{IntCounter, IntCounterVec};
 
+use crate::cache_key::KeyHasherBuilder;
 use crate::clock::now_secs;
 use crate::config::SessionSettings;
 use crate::identity::Identity;
@@ -48,25 +49,6 @@ impl ActiveSession {
 /// The session id's 32 random bytes: the cache key. (The store only ever sees their SHA-256;
 /// hashing on every cache hit would cost more than the rest of the session check.)
 type SessionKey = [u8; 32];
-
-/// The key is already uniformly random: use its first bytes, skip SipHash.
-#[derive(Default, Clone)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-        }
-    }
-}
-
-type KeyHasherBuilder = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// Why a presented session id does not give access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,8 @@
 //! Single-use things (login state, hand-off codes) are taken with `DELETE … RETURNING`, so two
 //! racing requests can never both consume one.
 
+mod accounts_sql;
+mod grants_sql;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -15,6 +17,7 @@ mod tests;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use grants_sql::GRANTS_CHANNEL;
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,65 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// A user's account in an app, as jitgate created or found it (keyed by app + iss + sub).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub app: String,
+    pub iss: String,
+    pub sub: String,
+    /// For people reading `jitgate accounts list`; never a key.
+    pub username: String,
+    /// The app's own id for the account ("" if the connector does not read one).
+    pub account_id: String,
+    /// SHA-256 of what jitgate last sent the app about the user (mover detection).
+    pub attrs_hash: String,
+    /// The template variables last used (JSON), so a leaver can be handled without a session.
+    pub attributes: String,
+    /// Login time (unix seconds) of the claims last sent: older claims never override them.
+    pub claims_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_seen: i64,
+    pub deactivated_at: Option<i64>,
+}
+
+/// One grant of elevated access, in any state. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRecord {
+    pub id: String,
+    pub app: String,
+    pub grant_type: String,
+    pub iss: String,
+    pub sub: String,
+    pub username: String,
+    pub purpose: String,
+    pub ticket: Option<String>,
+    pub duration_secs: i64,
+    /// `pending`, `active`, `denied`, `revoked` or `expired`.
+    pub status: String,
+    /// JSON list of approvals: `{"iss", "sub", "username", "at"}`.
+    pub approvals: String,
+    pub requested_at: i64,
+    pub decided_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// Who denied or revoked it.
+    pub ended_by: Option<String>,
+    pub first_used_at: Option<i64>,
+    /// Bumped by every change; updates name the version they read.
+    pub version: i64,
+    /// The app call due when the grant ends: `None`, `armed` (while active), `pending`
+    /// (ended, not yet made), `running`, `done`.
+    pub end_call: Option<String>,
+}
+
+/// Who a provisioning lease or account is about.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountKey<'a> {
+    pub app: &'a str,
+    pub iss: &'a str,
+    pub sub: &'a str,
+}
+
 /// Which sessions a back-channel logout token names.
 #[derive(Debug, Clone, Copy)]
 pub struct LogoutSelector<'a> {
@@ -122,6 +184,75 @@ pub trait Store: Send + Sync {
     async fn put_handoff(&self, handoff: &Handoff) -> Result<(), StoreError>;
     /// Removes and returns the hand-off: a code can be used once.
     async fn take_handoff(&self, code_hash: &str) -> Result<Option<Handoff>, StoreError>;
+
+    async fn get_account(&self, key: AccountKey<'_>) -> Result<Option<AccountRecord>, StoreError>;
+    /// Inserts the record, or replaces it unless it was deactivated (provisioning never
+    /// brings a deactivated account back) or holds claims from a newer login (`claims_at`).
+    /// Returns whether it was written.
+    async fn put_account(&self, account: &AccountRecord) -> Result<bool, StoreError>;
+    /// Marks an account deactivated at `at`.
+    async fn deactivate_account(&self, key: AccountKey<'_>, at: i64) -> Result<(), StoreError>;
+    /// Removes the record (the account in the app stays); returns whether there was one.
+    async fn forget_account(&self, key: AccountKey<'_>) -> Result<bool, StoreError>;
+    async fn touch_account(&self, key: AccountKey<'_>, last_seen: i64) -> Result<(), StoreError>;
+    async fn list_accounts(&self, app: &str) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Takes the right to act on `key`'s account for `lease_secs`, unless another owner
+    /// holds a lease that has not expired. Expiry is judged by the database's clock, so
+    /// replicas with skewed clocks agree. Returns whether `owner` holds it now.
+    async fn claim_provisioning(
+        &self,
+        key: AccountKey<'_>,
+        owner: &str,
+        lease_secs: i64,
+    ) -> Result<bool, StoreError>;
+    async fn release_provisioning(
+        &self,
+        key: AccountKey<'_>,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+    /// Whether anyone holds an unexpired lease on `key` (by the database's clock).
+    async fn provisioning_claimed(&self, key: AccountKey<'_>) -> Result<bool, StoreError>;
+    /// Deletes the user's sessions on the given hosts; returns their id hashes.
+    async fn delete_sessions_of(
+        &self,
+        iss: &str,
+        sub: &str,
+        hosts: &[String],
+    ) -> Result<Vec<String>, StoreError>;
+
+    async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// Writes `grant` (whose `version` is the next one) only if the stored version is still
+    /// `read_version`. Returns whether it was written.
+    async fn update_grant(
+        &self,
+        grant: &GrantRecord,
+        read_version: i64,
+    ) -> Result<bool, StoreError>;
+    /// Grants of one app (or all apps) in one status (or any), newest first.
+    async fn list_grants(
+        &self,
+        app: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Every grant of one user in one app, newest first.
+    async fn grants_of(&self, key: AccountKey<'_>) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Active grants of one user in one app that have not expired at `now_ms`.
+    async fn active_grants(
+        &self,
+        key: AccountKey<'_>,
+        now_ms: i64,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Records the first use of a grant; true only for the call that recorded it.
+    async fn mark_grant_used(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+    /// Marks active grants whose time is up as expired (an armed end call becomes pending)
+    /// and returns them.
+    async fn expire_grants(&self, now_ms: i64) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Takes one due end call to run: a pending one, or one left running for over a minute
+    /// (its runner died). Returns the grants this caller now runs.
+    async fn take_end_calls(&self, now_ms: i64) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Records how an end call went: `done`, or back to `pending` to retry.
+    async fn finish_end_call(&self, id: &str, state: &str) -> Result<(), StoreError>;
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The newest `limit` events, newest first.

@@ -12,7 +12,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::{
-    AuditEvent, Handoff, LoginTransaction, LogoutSelector, SessionRecord, Store, StoreError,
+    AccountKey, AccountRecord, AuditEvent, GrantRecord, Handoff, LoginTransaction, LogoutSelector,
+    SessionRecord, Store, StoreError,
 };
 
 /// Which database a [`SqlStore`] talks to.
@@ -62,6 +63,10 @@ impl SqlStore {
         let store = Self { pool, backend };
         store.migrate().await?;
         Ok(store)
+    }
+
+    pub(super) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub fn backend(&self) -> Backend {
@@ -294,6 +299,112 @@ impl Store for SqlStore {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             expires_at: row.try_get("expires_at")?,
         }))
+    }
+
+    async fn get_account(&self, key: AccountKey<'_>) -> Result<Option<AccountRecord>, StoreError> {
+        self.get_account_row(key).await
+    }
+
+    async fn put_account(&self, account: &AccountRecord) -> Result<bool, StoreError> {
+        self.put_account_row(account).await
+    }
+
+    async fn deactivate_account(&self, key: AccountKey<'_>, at: i64) -> Result<(), StoreError> {
+        self.deactivate_account_row(key, at).await
+    }
+
+    async fn forget_account(&self, key: AccountKey<'_>) -> Result<bool, StoreError> {
+        self.forget_account_row(key).await
+    }
+
+    async fn touch_account(&self, key: AccountKey<'_>, last_seen: i64) -> Result<(), StoreError> {
+        self.touch_account_row(key, last_seen).await
+    }
+
+    async fn list_accounts(&self, app: &str) -> Result<Vec<AccountRecord>, StoreError> {
+        self.list_account_rows(app).await
+    }
+
+    async fn claim_provisioning(
+        &self,
+        key: AccountKey<'_>,
+        owner: &str,
+        lease_secs: i64,
+    ) -> Result<bool, StoreError> {
+        self.claim_lease(key, owner, lease_secs).await
+    }
+
+    async fn release_provisioning(
+        &self,
+        key: AccountKey<'_>,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        self.release_lease(key, owner).await
+    }
+
+    async fn provisioning_claimed(&self, key: AccountKey<'_>) -> Result<bool, StoreError> {
+        self.lease_held(key).await
+    }
+
+    async fn delete_sessions_of(
+        &self,
+        iss: &str,
+        sub: &str,
+        hosts: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        self.delete_subject_sessions(iss, sub, hosts).await
+    }
+
+    async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
+        self.insert_grant_row(grant).await
+    }
+
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        self.get_grant_row(id).await
+    }
+
+    async fn update_grant(
+        &self,
+        grant: &GrantRecord,
+        read_version: i64,
+    ) -> Result<bool, StoreError> {
+        self.update_grant_row(grant, read_version).await
+    }
+
+    async fn list_grants(
+        &self,
+        app: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        self.list_grant_rows(app, status).await
+    }
+
+    async fn grants_of(&self, key: AccountKey<'_>) -> Result<Vec<GrantRecord>, StoreError> {
+        self.grants_of_rows(key).await
+    }
+
+    async fn active_grants(
+        &self,
+        key: AccountKey<'_>,
+        now_ms: i64,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        self.active_grant_rows(key, now_ms).await
+    }
+
+    async fn mark_grant_used(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        self.mark_grant_used_row(id, at_ms).await
+    }
+
+    async fn expire_grants(&self, now_ms: i64) -> Result<Vec<GrantRecord>, StoreError> {
+        self.expire_grant_rows(now_ms).await
+    }
+
+    async fn take_end_calls(&self, now_ms: i64) -> Result<Vec<GrantRecord>, StoreError> {
+        self.take_end_call_rows(now_ms).await
+    }
+
+    async fn finish_end_call(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        self.finish_end_call_row(id, state).await
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {

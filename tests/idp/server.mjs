@@ -299,6 +299,20 @@ const server = http.createServer(async (req, res) => {
       return;
     }
 
+    // Test-only directory change: a user's groups, as an IdP admin would edit them
+    // (form fields login, groups=comma,separated). Takes effect at the user's next login.
+    if (pathname === '/test/groups' && req.method === 'POST') {
+      const form = await readForm(req);
+      const user = usersByLogin.get(form.get('login') ?? '');
+      if (!user) {
+        send(res, 404, 'no such user', 'text/plain; charset=utf-8');
+        return;
+      }
+      user.groups = (form.get('groups') ?? '').split(',').filter((g) => g !== '');
+      send(res, 200, 'ok', 'text/plain; charset=utf-8');
+      return;
+    }
+
     const m = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login))?$/.exec(pathname);
     if (m) {
       await handleInteraction(provider, req, res, m[1], m[2]);

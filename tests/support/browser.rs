@@ -101,6 +101,31 @@ impl Browser {
         self.send(url, req)
     }
 
+    /// A JSON POST, as a script on the page would send it.
+    pub fn post_json(&self, url: &str, body: &serde_json::Value) -> Page {
+        self.send(
+            url,
+            self.client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+    }
+
+    /// A form POST with extra headers (e.g. a foreign `Origin`).
+    pub fn post_form_with(
+        &self,
+        url: &str,
+        form: &[(String, String)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.client.post(url).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(url, req)
+    }
+
     pub fn post_form(&self, url: &str, form: &[(String, String)]) -> Page {
         self.send(url, self.client.post(url).form(form))
     }

@@ -10,6 +10,9 @@
 
 pub mod browser;
 pub mod forge_idp;
+pub mod legacy_app;
+pub mod process;
+pub mod upgrade_app;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -82,6 +85,12 @@ pub struct IdpProcess {
 
 impl IdpProcess {
     pub fn start(jitgate_base: &str) -> Self {
+        Self::start_for(&[jitgate_base.to_string()])
+    }
+
+    /// One IdP client shared by several jitgates (replicas on different ports).
+    pub fn start_for(bases: &[String]) -> Self {
+        let jitgate_base = bases.first().expect("a base URL");
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/idp");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -99,8 +108,8 @@ impl IdpProcess {
             "clients": [{
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
-                "redirect_uris": [format!("{jitgate_base}/.jitgate/callback")],
-                "post_logout_redirect_uris": [format!("{jitgate_base}/.jitgate/logged-out")],
+                "redirect_uris": bases.iter().map(|b| format!("{b}/.jitgate/callback")).collect::<Vec<_>>(),
+                "post_logout_redirect_uris": bases.iter().map(|b| format!("{b}/.jitgate/logged-out")).collect::<Vec<_>>(),
                 "backchannel_logout_uri": format!("{jitgate_base}/.jitgate/backchannel-logout"),
                 "backchannel_logout_session_required": true,
             }],
@@ -128,6 +137,18 @@ impl IdpProcess {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Self { child, issuer }
+    }
+}
+
+impl IdpProcess {
+    /// Changes a user's groups at the IdP (effective at their next login).
+    pub fn set_groups(&self, login: &str, groups: &[&str]) {
+        let answer = reqwest::blocking::Client::new()
+            .post(format!("{}/test/groups", self.issuer))
+            .form(&[("login", login), ("groups", &groups.join(","))])
+            .send()
+            .expect("IdP reachable");
+        assert_eq!(answer.status(), 200, "IdP refused the group change");
     }
 }
 
@@ -165,6 +186,8 @@ pub struct Options {
     pub idp: Idp,
     /// Replaces the default wiki policy (`{UPSTREAM}` is replaced by the echo app's URL).
     pub policy: Option<String>,
+    /// The store URL (default: SQLite in the test's directory).
+    pub store: Option<String>,
 }
 
 impl Default for Options {
@@ -175,6 +198,7 @@ impl Default for Options {
             https: false,
             idp: Idp::Real,
             policy: None,
+            store: None,
         }
     }
 }
@@ -261,8 +285,14 @@ impl Jitgate {
 public_base_url: {base}\n\
 idp:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret_file: client-secret\n  scopes: [openid, profile, email, groups]\n\
 session:\n  idle_timeout: {}\n  absolute_timeout: {}\n  revalidate_after: 1s\n\
-policies: policies\n",
-            options.idle_timeout, options.absolute_timeout
+policies: policies\n{}",
+            options.idle_timeout,
+            options.absolute_timeout,
+            options
+                .store
+                .as_ref()
+                .map(|url| format!("store:\n  url: {url}\n"))
+                .unwrap_or_default()
         );
         let config_path = dir.path().join("jitgate.yaml");
         std::fs::write(&config_path, config).expect("write config");
@@ -272,7 +302,10 @@ policies: policies\n",
             .unwrap_or_else(|e| panic!("policies: {e}"));
         let control = start_control(cfg, policy_set).expect("control");
         let mut server = build_server(control.gate.clone(), 1).expect("server");
-        let mut upstream = Service::new("echo".to_string(), jitgate::demo::upstream::EchoApp);
+        let mut upstream = Service::new(
+            "echo".to_string(),
+            jitgate::demo::upstream::EchoApp::default(),
+        );
         upstream.add_tcp(&format!("127.0.0.1:{upstream_port}"));
         server.add_service(upstream);
         if let Some(service) = forge_service {
