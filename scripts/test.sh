@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 
+# A full build needs about 3 GiB under target/; say so up front rather than
+# failing later inside the linker.
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kib:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kib / 1024)) MiB free on this disk; the build needs about 3 GiB" >&2
+fi
+
 echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --locked --all-targets -- -D warnings
