@@ -176,7 +176,7 @@ impl Denial {
             ),
             Denial::StoreUnavailable => (
                 "Temporarily unavailable",
-                "jitgate cannot reach its session store right now. Please try again shortly."
+                "jitgate cannot reach its store right now, so it cannot check this access. Please try again shortly."
                     .to_string(),
             ),
             Denial::NotFound => ("Not found", "There is no such page.".to_string()),

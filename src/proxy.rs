@@ -70,11 +70,21 @@ fn read_timeout_until(expires_at_ms: i64) -> std::time::Duration {
 }
 
 const GRANT_ENDED: &str = "grant ended";
+const GRANT_UNVERIFIABLE: &str = "grant unverifiable";
 
 fn grant_ended() -> Box<Error> {
     Error::explain(
         ErrorType::Custom(GRANT_ENDED),
         "the grant this connection was opened under has ended",
+    )
+}
+
+/// The store could not confirm the grant: fail closed, with the 503 page when the answer
+/// has not started yet.
+fn grant_unverifiable() -> Box<Error> {
+    Error::explain(
+        ErrorType::Custom(GRANT_UNVERIFIABLE),
+        "the store cannot confirm the grant this connection was opened under",
     )
 }
 
@@ -136,8 +146,11 @@ impl ProxyHttp for JitgateProxy {
                 session.set_read_timeout(Some(read_timeout_until(e.expires_at_ms)));
                 Ok(())
             }
-            // Ended, revoked, or the store cannot say: close the connection.
-            _ => Err(grant_ended()),
+            Ok(None) => Err(grant_ended()),
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "grant lookup failed: elevated connection closed");
+                Err(grant_unverifiable())
+            }
         }
     }
 
@@ -208,6 +221,17 @@ impl ProxyHttp for JitgateProxy {
         let code = match e.etype() {
             // A long-lived connection cut because its grant ended: nothing more to say on it.
             ErrorType::Custom(GRANT_ENDED) => 0,
+            ErrorType::Custom(GRANT_UNVERIFIABLE) if session.response_written().is_none() => {
+                ctx.outcome = Denial::StoreUnavailable.kind();
+                let _ = self
+                    .send_denial(session, ctx, &Denial::StoreUnavailable)
+                    .await;
+                return FailToProxy {
+                    error_code: 503,
+                    can_reuse_downstream: false,
+                };
+            }
+            ErrorType::Custom(GRANT_UNVERIFIABLE) => 0,
             ErrorType::HTTPStatus(code) => *code,
             _ if matches!(e.esource(), pingora_error::ErrorSource::Downstream) => 0,
             _ => 502,

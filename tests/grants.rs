@@ -554,6 +554,93 @@ fn a_revoke_on_one_replica_is_enforced_by_another_within_a_second() {
     );
 }
 
+#[test]
+fn when_the_store_is_unreachable_elevated_routes_fail_closed_and_ordinary_routes_keep_working() {
+    use support::process::ScratchDb;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let db = ScratchDb::create();
+    let jg = Jitgate::start(Options {
+        policy: Some(POLICY.to_string()),
+        store: Some(db.url.clone()),
+        ..Options::default()
+    });
+    let alice = jg.browser();
+    sign_in(&alice, &jg.app_url("/"), &ALICE);
+    let (status, grant) = ask(
+        &alice,
+        &jg,
+        json!({"type": "wiki-admin", "purpose": "outage drill", "ticket": "INC-9", "duration": "30m"}),
+    );
+    assert_eq!(
+        (status, grant["status"].as_str()),
+        (201, Some("active")),
+        "{grant}"
+    );
+    assert_eq!(alice.get(&jg.app_url("/admin/")).status, 200);
+
+    // PostgreSQL goes away. The grant is cached, but a cache that cannot be refreshed must
+    // not keep elevated access open: within a few seconds /admin/ answers 503, while the
+    // ordinary route, which needs only the cached session, answers 200 on every request.
+    db.cut_off();
+    let started = Instant::now();
+    let refused = loop {
+        let ordinary = alice.get(&jg.app_url("/"));
+        assert_eq!(
+            ordinary.status, 200,
+            "an ordinary route failed while the store was down: {ordinary:?}"
+        );
+        let page = alice.get(&jg.app_url("/admin/"));
+        if page.status == 503 {
+            break page;
+        }
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "elevated access still served 15 s into the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "elevated route refused {:?} into the outage",
+        started.elapsed()
+    );
+    let request_id = refused.headers.get("x-request-id").expect("a request id");
+    assert!(
+        refused.body.contains(request_id.as_str()),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("cannot reach its store"),
+        "{}",
+        refused.body
+    );
+    // And so it stays for longer than the test config's `revalidate_after` (1 s), past
+    // which a cached session would normally be re-read from the store.
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_millis(2500) {
+        let ordinary = alice.get(&jg.app_url("/"));
+        assert_eq!(ordinary.status, 200, "{ordinary:?}");
+        assert_eq!(alice.get(&jg.app_url("/admin/")).status, 503);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The store is back: the same grant serves again, with no restart.
+    db.restore();
+    let started = Instant::now();
+    while alice.get(&jg.app_url("/admin/")).status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "elevated access did not come back after the outage"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A wiki whose accounts jitgate provisions, with a grant that makes the user admin in the
 /// app itself while it lasts (`app_calls`), and back when it ends.
 const TWO_LAYER: &str = r#"

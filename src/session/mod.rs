@@ -6,6 +6,11 @@
 //! request. `last_seen` is written back to the store at most once a minute, off the request
 //! path. An entry older than `revalidate_after` is re-read from the store, which is how a
 //! logout on another replica reaches this one.
+//!
+//! When the store cannot be read, a session this replica already holds keeps working (its
+//! timeouts are still enforced from the cached entry), and for `revalidate_after` after a
+//! failed read no request waits on the store to revalidate one: a store outage must not take
+//! every app down. A session the replica does not hold cannot be checked and gets a 503.
 
 pub mod cookie;
 
@@ -78,6 +83,8 @@ pub struct Sessions {
     misses: IntCounter,
     /// Hosts and issuers are few and repeat in every session: keep one copy of each.
     shared_text: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+    /// When (seconds) a store read last failed; see the module comment.
+    store_failed_at: AtomicI64,
 }
 
 /// A new session's id, for the cookie, and its record.
@@ -106,6 +113,7 @@ impl Sessions {
             hits: lookups.with_label_values(&["hit"]),
             misses: lookups.with_label_values(&["miss"]),
             shared_text: Default::default(),
+            store_failed_at: AtomicI64::new(i64::MIN / 2),
         }
     }
 
@@ -123,25 +131,36 @@ impl Sessions {
             return Ok(Err(SessionEnd::Unknown));
         };
         let now = now_secs();
-        let cached = self
-            .cache
-            .get(&key)
-            .filter(|s| now - s.loaded_at < self.settings.revalidate_after.as_secs() as i64);
-        let session = match cached {
-            Some(s) => {
+        let revalidate_after = self.settings.revalidate_after.as_secs() as i64;
+        let session = match self.cache.get(&key) {
+            Some(s)
+                if now - s.loaded_at < revalidate_after
+                    || now - self.store_failed_at.load(Ordering::Relaxed) < revalidate_after =>
+            {
                 self.hits.inc();
                 s
             }
             // Boxed so the (rare) store round trip does not grow every request's future.
-            None => match Box::pin(self.load(token, key, now)).await? {
-                Some(s) => s,
-                None => return Ok(Err(SessionEnd::Unknown)),
+            stale => match Box::pin(self.load(token, key, now)).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(Err(SessionEnd::Unknown)),
+                Err(e @ SessionError::Store(_)) => {
+                    self.store_failed_at.store(now, Ordering::Relaxed);
+                    let Some(s) = stale else { return Err(e) };
+                    tracing::warn!(error = %e, "store unreachable: serving cached sessions without revalidating them");
+                    s
+                }
+                Err(e) => return Err(e),
             },
         };
         if let Err(end) = self.admit(&session, host, now) {
             if end != SessionEnd::WrongHost {
                 self.cache.invalidate(&key);
-                self.store.delete_session(&session.id_hash()).await?;
+                // The session has ended whether or not the store hears of it now: its
+                // timestamps end it on every replica, and the sweep deletes the row later.
+                if let Err(e) = self.store.delete_session(&session.id_hash()).await {
+                    tracing::warn!(error = %e, "could not delete an ended session");
+                }
             }
             return Ok(Err(end));
         }

@@ -118,6 +118,33 @@ impl ScratchDb {
     }
 }
 
+impl ScratchDb {
+    /// Makes the database unreachable, as an outage would: new connections are refused and
+    /// every open one (pool, LISTEN) is cut.
+    pub fn cut_off(&self) {
+        psql(
+            &self.admin_url,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name),
+        );
+        psql(
+            &self.admin_url,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                self.name
+            ),
+        );
+    }
+
+    /// Ends the outage started by [`Self::cut_off`].
+    pub fn restore(&self) {
+        psql(
+            &self.admin_url,
+            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name),
+        );
+    }
+}
+
 impl Drop for ScratchDb {
     fn drop(&mut self) {
         psql(
