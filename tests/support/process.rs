@@ -159,12 +159,18 @@ fn psql(url: &str, sql: &str) {
         .enable_all()
         .build()
         .unwrap();
+    // Bounded: a test must fail, not hang CI, if PostgreSQL stops answering.
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url)
+        let run = async {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432");
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), run)
             .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
+            .unwrap_or_else(|_| panic!("PostgreSQL did not answer within 60 s: {sql}"));
     });
 }
 
