@@ -218,30 +218,28 @@ impl ProxyHttp for JitgateProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        let unverifiable = matches!(e.etype(), ErrorType::Custom(GRANT_UNVERIFIABLE));
         let code = match e.etype() {
             // A long-lived connection cut because its grant ended: nothing more to say on it.
             ErrorType::Custom(GRANT_ENDED) => 0,
-            ErrorType::Custom(GRANT_UNVERIFIABLE) if session.response_written().is_none() => {
-                ctx.outcome = Denial::StoreUnavailable.kind();
-                let _ = self
-                    .send_denial(session, ctx, &Denial::StoreUnavailable)
-                    .await;
-                return FailToProxy {
-                    error_code: 503,
-                    can_reuse_downstream: false,
-                };
-            }
+            // The store could not confirm the grant: our 503 page, unless the answer started.
+            ErrorType::Custom(GRANT_UNVERIFIABLE) if session.response_written().is_none() => 503,
             ErrorType::Custom(GRANT_UNVERIFIABLE) => 0,
             ErrorType::HTTPStatus(code) => *code,
             _ if matches!(e.esource(), pingora_error::ErrorSource::Downstream) => 0,
             _ => 502,
         };
-        if code == 502 {
-            ctx.outcome = "upstream_error";
-            tracing::warn!(request_id = %ctx.request_id, error = %e, "upstream failed");
-            let _ = self
-                .send_denial(session, ctx, &Denial::UpstreamUnavailable)
-                .await;
+        let page = match code {
+            502 => Some((Denial::UpstreamUnavailable, "upstream_error")),
+            503 if unverifiable => {
+                Some((Denial::StoreUnavailable, Denial::StoreUnavailable.kind()))
+            }
+            _ => None,
+        };
+        if let Some((denial, outcome)) = page {
+            ctx.outcome = outcome;
+            tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed after admission");
+            let _ = self.send_denial(session, ctx, &denial).await;
         } else if code > 0 {
             let _ = session.respond_error(code).await;
         }
