@@ -291,6 +291,63 @@ fn app_api_down_gives_a_503_page_then_succeeds_once_it_is_back_with_one_account(
 }
 
 #[test]
+fn during_a_store_outage_known_accounts_keep_working_and_new_ones_wait_for_the_store() {
+    use support::process::ScratchDb;
+    let db = ScratchDb::create();
+    let app = LegacyApp::start(TOKEN);
+    let (_token_dir, file) = token_file();
+    let jg = Jitgate::start(Options {
+        policy: Some(policy(&app, &file, WITH_LOOKUP, UPDATE_BY_ID)),
+        store: Some(db.url.clone()),
+        ..Options::default()
+    });
+    let alice = jg.browser();
+    let chain = sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    assert_eq!(account_json(chain.last().unwrap())["username"], "alice");
+    let bob = jg.browser();
+    signed_in_without_first_request(&bob, &jg.app_url("/private/x"), &BOB);
+
+    // PostgreSQL goes away for longer than the tests' `revalidate_after` (1 s), past which
+    // a cached account is normally confirmed again in the store.
+    db.cut_off();
+    let outage = Instant::now();
+    let mut served = 0;
+    while outage.elapsed() < Duration::from_millis(2500) {
+        let page = alice.get_json(&jg.app_url("/page"));
+        assert_eq!(page.status, 200, "a known account was refused: {page:?}");
+        served += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("{served} requests served during the outage");
+    // Bob has a session but no account yet: that needs the store, so he waits for it.
+    let page = bob.get_json(&jg.app_url("/page"));
+    assert_eq!(page.status, 503, "{page:?}");
+    assert!(page.body.contains("Request id"), "{}", page.body);
+    assert_eq!(
+        app.state.calls("create"),
+        1,
+        "nothing created without the store"
+    );
+
+    db.restore();
+    let back = Instant::now();
+    loop {
+        let page = bob.get_json(&jg.app_url("/page"));
+        if page.status == 200 {
+            assert_eq!(account_json(&page)["username"], "bob");
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "bob's account was not set up after the outage: {page:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(app.state.calls("create"), 2);
+    assert_eq!(alice.get_json(&jg.app_url("/page")).status, 200);
+}
+
+#[test]
 fn a_slow_app_api_times_out_into_the_same_503_page() {
     let s = setup();
     s.app.state.delay_ms.store(1_500, Ordering::SeqCst);

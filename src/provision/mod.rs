@@ -12,7 +12,9 @@
 //!                another replica holds the lease -> wait until it is free, start over
 //! ```
 //! A record is written only after the app said yes, so a failure leaves nothing half done
-//! and the next request simply tries again. The cache key includes a digest of the user's
+//! and the next request simply tries again. A cached account is re-checked against the store
+//! after `revalidate_after`; when the store cannot be read, an account this replica confirmed
+//! earlier keeps working (with the same claims), like a cached session does. The cache key includes a digest of the user's
 //! claims, so a login with changed claims misses, and the mover check runs before forwarding.
 
 pub mod breaker;
@@ -46,6 +48,9 @@ const WAIT_POLL: Duration = Duration::from_millis(100);
 /// How long a request waits for its account before the user gets "being set up, try again"
 /// (the attempt itself carries on).
 pub const WAIT_AT_MOST: Duration = Duration::from_secs(10);
+/// How long an unused cache entry is kept: past `revalidate_after` it is only re-checked,
+/// not dropped, so that a store outage does not lock out users this replica already knows.
+const KEEP_UNUSED: Duration = Duration::from_secs(3600);
 
 /// Why an account could not be made ready. Cloned to every request that waited on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -115,6 +120,8 @@ struct Entry {
     iss: Arc<str>,
     sub: Box<str>,
     last_seen_written: AtomicI64,
+    /// When the store (or the app) last confirmed the account, in seconds.
+    checked_at: i64,
     /// Set when these claims are older than what a newer login already sent to the app:
     /// the entry then vouches only for sessions that logged in before that time.
     valid_before: Option<i64>,
@@ -187,6 +194,11 @@ pub struct Accounts {
     /// Identifies this process's leases; each attempt adds a counter.
     owner: String,
     attempts: AtomicU64,
+    /// Seconds after which a cached account is confirmed again.
+    revalidate_after: i64,
+    /// When a confirmation last failed because the store could not be read: for
+    /// `revalidate_after` after that, cached accounts are served without asking it.
+    store_failed_at: AtomicI64,
 }
 
 impl Accounts {
@@ -201,12 +213,14 @@ impl Accounts {
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
-                .time_to_live(revalidate_after)
+                .time_to_idle(KEEP_UNUSED.max(revalidate_after))
                 .build_with_hasher(KeyHasherBuilder::default()),
             flights: Mutex::new(HashMap::new()),
             client: ApiClient::new(audit.clone(), metrics.clone()),
             owner: crate::random::token().unwrap_or_else(|_| format!("pid-{}", std::process::id())),
             attempts: AtomicU64::new(0),
+            revalidate_after: revalidate_after.as_secs() as i64,
+            store_failed_at: AtomicI64::new(i64::MIN / 2),
             store,
             audit,
             metrics,
@@ -223,6 +237,11 @@ impl Accounts {
             return false;
         }
         let now = now_secs();
+        if now - entry.checked_at >= self.revalidate_after
+            && now - self.store_failed_at.load(Ordering::Relaxed) >= self.revalidate_after
+        {
+            return false;
+        }
         let written = entry.last_seen_written.load(Ordering::Relaxed);
         if now - written >= TOUCH_EVERY_SECS
             && entry
@@ -279,14 +298,17 @@ impl Accounts {
                     };
                     tokio::spawn(async move {
                         let this = &guard.accounts;
-                        let result = this.first_sight(&ask).await;
-                        if let Err(e) = &result {
-                            this.metrics
-                                .provisioning_errors
-                                .with_label_values(&[&ask.app.name, e.reason()])
-                                .inc();
+                        let result = this.first_sight_inner(&ask).await;
+                        if matches!(result, Err(ProvisionError::Deactivated)) {
+                            // Never again vouched for, not even while the store is down.
+                            this.cache.invalidate(&(ask.app.key, ask.identity.digest()));
                         }
-                        let _ = guard.done.send(Some(result));
+                        // Waiters are answered first: the audit write below may itself
+                        // wait on an unreachable store.
+                        let _ = guard.done.send(Some(result.clone()));
+                        if let Err(e) = &result {
+                            this.failed(&ask, e).await;
+                        }
                         drop(guard);
                     });
                     flight
@@ -301,27 +323,45 @@ impl Accounts {
                 )),
                 Err(_) => Err(ProvisionError::Busy),
             };
-        outcome
+        match outcome {
+            // The store cannot confirm an account this replica confirmed before, for the
+            // same claims: keep serving it, and stop asking the store for a while.
+            Err(ProvisionError::Store(why)) if self.known(app, identity, login_at) => {
+                self.store_failed_at.store(now_secs(), Ordering::Relaxed);
+                tracing::warn!(app = %app.name, error = %why, "store unreachable: serving accounts confirmed earlier without re-checking them");
+                Ok(())
+            }
+            outcome => outcome,
+        }
     }
 
-    async fn first_sight(&self, ask: &Ask) -> Result<(), ProvisionError> {
-        let result = self.first_sight_inner(ask).await;
-        if let Err(e) = &result {
-            tracing::warn!(app = %ask.app.name, request_id = %ask.request_id, reason = e.reason(), error = %e, "account set-up failed");
-            self.audit
-                .record(
-                    AuditKind::ProvisioningFailed,
-                    Subject {
-                        iss: Some(&ask.identity.iss),
-                        sub: Some(&ask.identity.sub),
-                        app: Some(&ask.app.name),
-                        request_id: Some(&ask.request_id),
-                    },
-                    json!({ "reason": e.reason(), "error": e.to_string() }),
-                )
-                .await;
-        }
-        result
+    /// True if this replica has confirmed the account for these claims before (however
+    /// long ago) and no newer login has superseded them.
+    fn known(&self, app: &AppPolicy, identity: &Identity, login_at: i64) -> bool {
+        self.cache
+            .get(&(app.key, identity.digest()))
+            .is_some_and(|entry| entry.valid_before.is_none_or(|t| login_at < t))
+    }
+
+    /// A first-sight attempt failed: log, count and audit it.
+    async fn failed(&self, ask: &Ask, e: &ProvisionError) {
+        tracing::warn!(app = %ask.app.name, request_id = %ask.request_id, reason = e.reason(), error = %e, "account set-up failed");
+        self.metrics
+            .provisioning_errors
+            .with_label_values(&[&ask.app.name, e.reason()])
+            .inc();
+        self.audit
+            .record(
+                AuditKind::ProvisioningFailed,
+                Subject {
+                    iss: Some(&ask.identity.iss),
+                    sub: Some(&ask.identity.sub),
+                    app: Some(&ask.app.name),
+                    request_id: Some(&ask.request_id),
+                },
+                json!({ "reason": e.reason(), "error": e.to_string() }),
+            )
+            .await;
     }
 
     /// Where the account stands for this session, given the stored record.
@@ -654,6 +694,7 @@ impl Accounts {
                 iss: identity.iss.clone(),
                 sub: identity.sub.clone(),
                 last_seen_written: AtomicI64::new(last_seen_written),
+                checked_at: now_secs(),
                 valid_before,
             }),
         );
