@@ -2,6 +2,8 @@
 # Load comparison, in one run and interleaved: jitgate (logged in), a bare pingora
 # passthrough (benches/passthrough_proxy.rs, no auth, same settings) and nginx from Debian
 # as a plain reverse proxy, all in front of the same upstream (a static nginx answer).
+# A fourth target, "headers", is the same passthrough making only jitgate's header edits
+# (PASSTHROUGH_HEADERS=1): what pingora's header API costs before any of jitgate's checks.
 # Prints each target's requests/s per round, the medians, and the ratios.
 #
 #   bash benches/load.sh                 # 3 rounds of 10 s per target
@@ -19,6 +21,7 @@ PROXY_THREADS=${PROXY_THREADS:-2}
 UPSTREAM_PORT=18081
 NGINX_PORT=18082
 PINGORA_PORT=18083
+HEADERS_PORT=18084
 JITGATE=http://127.0.0.1:8080
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -78,6 +81,9 @@ nginx -c "$work/proxy.conf" -e "$work/proxy-error.log"
 PASSTHROUGH_LISTEN=127.0.0.1:$PINGORA_PORT PASSTHROUGH_UPSTREAM=127.0.0.1:$UPSTREAM_PORT \
   PASSTHROUGH_THREADS=$PROXY_THREADS RUST_LOG=error "$passthrough" >"$work/pingora.log" 2>&1 &
 pids+=($!)
+PASSTHROUGH_LISTEN=127.0.0.1:$HEADERS_PORT PASSTHROUGH_UPSTREAM=127.0.0.1:$UPSTREAM_PORT \
+  PASSTHROUGH_THREADS=$PROXY_THREADS PASSTHROUGH_HEADERS=1 RUST_LOG=error "$passthrough" >"$work/headers.log" 2>&1 &
+pids+=($!)
 
 # jitgate demo, with its policy pointed at the shared upstream.
 mkdir -p "$work/demo/policies"
@@ -98,7 +104,7 @@ routes:
 POLICY
 RUST_LOG=error target/release/jitgate demo --dir "$work/demo" >"$work/jitgate.log" 2>&1 &
 pids+=($!)
-for p in $UPSTREAM_PORT $NGINX_PORT $PINGORA_PORT 8080 8081; do wait_port "$p"; done
+for p in $UPSTREAM_PORT $NGINX_PORT $PINGORA_PORT $HEADERS_PORT 8080 8081; do wait_port "$p"; done
 
 echo "== signing in to jitgate as the demo user alice"
 jar="$work/cookies"
@@ -113,7 +119,7 @@ session=$(awk '$6 == "jitgate_session" { print $7 }' "$jar")
 answer=$(curl -s -H "Cookie: jitgate_session=$session" "$JITGATE/")
 [ "$answer" = "hello from the upstream" ] || { echo "jitgate did not forward: $answer" >&2; exit 1; }
 
-declare -A url=( [nginx]="http://127.0.0.1:$NGINX_PORT/" [pingora]="http://127.0.0.1:$PINGORA_PORT/" [jitgate]="$JITGATE/" )
+declare -A url=( [nginx]="http://127.0.0.1:$NGINX_PORT/" [pingora]="http://127.0.0.1:$PINGORA_PORT/" [headers]="http://127.0.0.1:$HEADERS_PORT/" [jitgate]="$JITGATE/" )
 declare -A rates
 run() { # $1 target
   # Every target gets the very same request, session cookie included: the plain proxies
@@ -128,7 +134,7 @@ run() { # $1 target
 echo "== $ROUNDS rounds, $DURATION each, $CONNS connections, wrk threads $WRK_THREADS, proxy threads $PROXY_THREADS"
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round:"
-  for target in nginx pingora jitgate; do
+  for target in nginx pingora headers jitgate; do
     rate=$(run "$target")
     rates[$target]+="$rate "
     line+=" $target $rate/s"
@@ -138,10 +144,13 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 n=$(median <<<"${rates[nginx]}"); p=$(median <<<"${rates[pingora]}"); j=$(median <<<"${rates[jitgate]}")
+h=$(median <<<"${rates[headers]}")
 echo
-echo "median requests/s: nginx $n, pingora passthrough $p, jitgate (logged in) $j"
-awk -v n="$n" -v p="$p" -v j="$j" 'BEGIN {
+echo "median requests/s: nginx $n, pingora passthrough $p, pingora + jitgate's header edits $h, jitgate (logged in) $j"
+awk -v n="$n" -v p="$p" -v j="$j" -v h="$h" 'BEGIN {
   printf "jitgate / pingora passthrough: %.2f (target >= 0.90)\n", j / p
   printf "jitgate / nginx:               %.2f\n", j / n
   printf "pingora / nginx:               %.2f\n", p / n
+  printf "header edits only / pingora:   %.2f (the floor pingora 0.9 header API sets)\n", h / p
+  printf "jitgate / header edits only:   %.2f (what jitgate own checks cost)\n", j / h
 }'

@@ -3,22 +3,61 @@
 //!
 //! It only runs when `PASSTHROUGH_LISTEN` and `PASSTHROUGH_UPSTREAM` are set, so a plain
 //! `cargo bench` or `cargo test --all-targets` just builds it.
+//!
+//! With `PASSTHROUGH_HEADERS=1` it also makes the header edits jitgate makes on a logged-in
+//! request of the load policy, and nothing else (no cookie check, no session, no route): the
+//! session cookie removed, three identity headers and the request id added upstream, the
+//! request id added to the answer. That run prices pingora's header API alone, the floor
+//! under jitgate's cost that no change in jitgate's own code can remove.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use http::HeaderValue;
 use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::{ProxyHttp, Session};
 
 struct Passthrough {
     upstream: String,
+    /// Make jitgate's header edits (see the module docs).
+    headers: bool,
 }
+
+/// Values as long as the load test's demo user's claims and a request id.
+const USER: HeaderValue = HeaderValue::from_static("alice");
+const EMAIL: HeaderValue = HeaderValue::from_static("alice@example.test");
+const GROUPS: HeaderValue = HeaderValue::from_static("engineering,wiki-admins");
+const REQUEST_ID: HeaderValue = HeaderValue::from_static("o3pktAAAAAAU");
 
 #[async_trait]
 impl ProxyHttp for Passthrough {
     type CTX = ();
     fn new_ctx(&self) {}
+
+    async fn request_filter(&self, s: &mut Session, _c: &mut ()) -> pingora_error::Result<bool> {
+        if self.headers {
+            let req = s.req_header_mut();
+            req.remove_header(&http::header::COOKIE);
+            req.append_header("X-Forwarded-User", USER)?;
+            req.append_header("X-Forwarded-Email", EMAIL)?;
+            req.append_header("X-Forwarded-Groups", GROUPS)?;
+            req.append_header("X-Jitgate-Request-Id", REQUEST_ID)?;
+        }
+        Ok(false)
+    }
+
+    async fn response_filter(
+        &self,
+        _s: &mut Session,
+        response: &mut pingora_http::ResponseHeader,
+        _c: &mut (),
+    ) -> pingora_error::Result<()> {
+        if self.headers {
+            response.insert_header("X-Request-Id", REQUEST_ID)?;
+        }
+        Ok(())
+    }
     async fn upstream_peer(
         &self,
         _s: &mut Session,
@@ -47,8 +86,13 @@ fn main() {
     let conf = jitgate::server::server_conf(threads);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy =
-        pingora_proxy::http_proxy_service(&server.configuration, Passthrough { upstream });
+    let mut proxy = pingora_proxy::http_proxy_service(
+        &server.configuration,
+        Passthrough {
+            upstream,
+            headers: std::env::var("PASSTHROUGH_HEADERS").is_ok_and(|v| v == "1"),
+        },
+    );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.run(pingora_core::server::RunArgs::default());
