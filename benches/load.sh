@@ -121,6 +121,7 @@ answer=$(curl -s -H "Cookie: jitgate_session=$session" "$JITGATE/")
 
 declare -A url=( [nginx]="http://127.0.0.1:$NGINX_PORT/" [pingora]="http://127.0.0.1:$PINGORA_PORT/" [headers]="http://127.0.0.1:$HEADERS_PORT/" [jitgate]="$JITGATE/" )
 declare -A rates
+paired=""
 run() { # $1 target
   # Every target gets the very same request, session cookie included: the plain proxies
   # forward it untouched, jitgate checks it, strips it and adds the identity headers.
@@ -134,11 +135,16 @@ run() { # $1 target
 echo "== $ROUNDS rounds, $DURATION each, $CONNS connections, wrk threads $WRK_THREADS, proxy threads $PROXY_THREADS"
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round:"
+  declare -A this=()
   for target in nginx pingora headers jitgate; do
     rate=$(run "$target")
     rates[$target]+="$rate "
+    this[$target]=$rate
     line+=" $target $rate/s"
   done
+  # The same round's pingora and jitgate runs are seconds apart: their ratio drifts less
+  # with the machine's other load than a ratio of medians does.
+  paired+="$(awk -v j="${this[jitgate]}" -v p="${this[pingora]}" 'BEGIN { printf "%.3f", j / p }') "
   echo "$line"
 done
 
@@ -148,9 +154,11 @@ h=$(median <<<"${rates[headers]}")
 echo
 echo "median requests/s: nginx $n, pingora passthrough $p, pingora + jitgate's header edits $h, jitgate (logged in) $j"
 awk -v n="$n" -v p="$p" -v j="$j" -v h="$h" 'BEGIN {
-  printf "jitgate / pingora passthrough: %.2f (target >= 0.90)\n", j / p
+  printf "jitgate / pingora passthrough: %.2f (target >= 0.90; ratio of the medians)\n", j / p
   printf "jitgate / nginx:               %.2f\n", j / n
   printf "pingora / nginx:               %.2f\n", p / n
-  printf "header edits only / pingora:   %.2f (the floor pingora 0.9 header API sets)\n", h / p
-  printf "jitgate / header edits only:   %.2f (what jitgate own checks cost)\n", j / h
+  printf "header edits only / pingora:   %.2f (pingora header API alone)\n", h / p
+  printf "jitgate / header edits only:   %.2f (jitgate own checks)\n", j / h
 }'
+sorted=$(tr ' ' '\n' <<<"$paired" | grep -v '^$' | sort -n | paste -sd' ')
+echo "jitgate / pingora within each round: $sorted (median $(median <<<"$paired"))"
