@@ -297,19 +297,26 @@ impl Accounts {
                         done,
                     };
                     tokio::spawn(async move {
-                        let this = &guard.accounts;
+                        let this = guard.accounts.clone();
                         let result = this.first_sight_inner(&ask).await;
                         if matches!(result, Err(ProvisionError::Deactivated)) {
                             // Never again vouched for, not even while the store is down.
                             this.cache.invalidate(&(ask.app.key, ask.identity.digest()));
                         }
-                        // Waiters are answered first: the audit write below may itself
-                        // wait on an unreachable store.
+                        // Waiters are answered and the flight ends before the audit write,
+                        // which may itself wait on an unreachable store; a later request
+                        // starts a new attempt rather than reading this one's result.
+                        if let Err(e) = &result {
+                            this.metrics
+                                .provisioning_errors
+                                .with_label_values(&[&ask.app.name, e.reason()])
+                                .inc();
+                        }
                         let _ = guard.done.send(Some(result.clone()));
+                        drop(guard);
                         if let Err(e) = &result {
                             this.failed(&ask, e).await;
                         }
-                        drop(guard);
                     });
                     flight
                 }
@@ -343,13 +350,9 @@ impl Accounts {
             .is_some_and(|entry| entry.valid_before.is_none_or(|t| login_at < t))
     }
 
-    /// A first-sight attempt failed: log, count and audit it.
+    /// A first-sight attempt failed: log and audit it.
     async fn failed(&self, ask: &Ask, e: &ProvisionError) {
         tracing::warn!(app = %ask.app.name, request_id = %ask.request_id, reason = e.reason(), error = %e, "account set-up failed");
-        self.metrics
-            .provisioning_errors
-            .with_label_values(&[&ask.app.name, e.reason()])
-            .inc();
         self.audit
             .record(
                 AuditKind::ProvisioningFailed,
