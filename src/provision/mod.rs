@@ -12,10 +12,11 @@
 //!                another replica holds the lease -> wait until it is free, start over
 //! ```
 //! A record is written only after the app said yes, so a failure leaves nothing half done
-//! and the next request simply tries again. A cached account is re-checked against the store
-//! after `revalidate_after`; when the store cannot be read, an account this replica confirmed
-//! earlier keeps working (with the same claims), like a cached session does. The cache key includes a digest of the user's
+//! and the next request simply tries again. The cache key includes a digest of the user's
 //! claims, so a login with changed claims misses, and the mover check runs before forwarding.
+//! A cached account is re-checked against the store after `revalidate_after`; when the store
+//! cannot be read, an account this replica confirmed earlier keeps working (for the same
+//! claims), like a cached session does.
 
 pub mod breaker;
 pub mod client;
@@ -36,7 +37,7 @@ use crate::clock::now_secs;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::policy::AppPolicy;
-use crate::store::{AccountKey, AccountRecord, Store};
+use crate::store::{AccountKey, AccountRecord, Store, StoreOutage};
 use client::{Answer, ApiClient, CallError, Who};
 use connector::{Connector, ConnectorError, OpName, Outcome};
 use template::{AccountVars, AppVars, TemplateContext, UserVars};
@@ -196,9 +197,9 @@ pub struct Accounts {
     attempts: AtomicU64,
     /// Seconds after which a cached account is confirmed again.
     revalidate_after: i64,
-    /// When a confirmation last failed because the store could not be read: for
-    /// `revalidate_after` after that, cached accounts are served without asking it.
-    store_failed_at: AtomicI64,
+    /// For `revalidate_after` after a failed store read, cached accounts are served
+    /// without asking the store.
+    store_outage: StoreOutage,
 }
 
 impl Accounts {
@@ -220,7 +221,7 @@ impl Accounts {
             owner: crate::random::token().unwrap_or_else(|_| format!("pid-{}", std::process::id())),
             attempts: AtomicU64::new(0),
             revalidate_after: revalidate_after.as_secs() as i64,
-            store_failed_at: AtomicI64::new(i64::MIN / 2),
+            store_outage: StoreOutage::default(),
             store,
             audit,
             metrics,
@@ -238,7 +239,7 @@ impl Accounts {
         }
         let now = now_secs();
         if now - entry.checked_at >= self.revalidate_after
-            && now - self.store_failed_at.load(Ordering::Relaxed) >= self.revalidate_after
+            && !self.store_outage.within(now, self.revalidate_after)
         {
             return false;
         }
@@ -298,7 +299,7 @@ impl Accounts {
                     };
                     tokio::spawn(async move {
                         let this = guard.accounts.clone();
-                        let result = this.first_sight_inner(&ask).await;
+                        let result = this.first_sight(&ask).await;
                         if matches!(result, Err(ProvisionError::Deactivated)) {
                             // Never again vouched for, not even while the store is down.
                             this.cache.invalidate(&(ask.app.key, ask.identity.digest()));
@@ -334,7 +335,7 @@ impl Accounts {
             // The store cannot confirm an account this replica confirmed before, for the
             // same claims: keep serving it, and stop asking the store for a while.
             Err(ProvisionError::Store(why)) if self.known(app, identity, login_at) => {
-                self.store_failed_at.store(now_secs(), Ordering::Relaxed);
+                self.store_outage.failed(now_secs());
                 tracing::warn!(app = %app.name, error = %why, "store unreachable: serving accounts confirmed earlier without re-checking them");
                 Ok(())
             }
@@ -383,7 +384,7 @@ impl Accounts {
         }
     }
 
-    async fn first_sight_inner(&self, ask: &Ask) -> Result<(), ProvisionError> {
+    async fn first_sight(&self, ask: &Ask) -> Result<(), ProvisionError> {
         let (app, connector, identity) = (&*ask.app, &*ask.connector, &ask.identity);
         let key = AccountKey {
             app: &app.name,

@@ -25,7 +25,7 @@ use crate::clock::now_secs;
 use crate::config::SessionSettings;
 use crate::identity::Identity;
 use crate::random;
-use crate::store::{SessionRecord, Store, StoreError};
+use crate::store::{SessionRecord, Store, StoreError, StoreOutage};
 
 /// How often (seconds) `last_seen` is written back to the store at most.
 const TOUCH_EVERY_SECS: i64 = 60;
@@ -84,7 +84,7 @@ pub struct Sessions {
     /// Hosts and issuers are few and repeat in every session: keep one copy of each.
     shared_text: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
     /// When (seconds) a store read last failed; see the module comment.
-    store_failed_at: AtomicI64,
+    store_outage: StoreOutage,
 }
 
 /// A new session's id, for the cookie, and its record.
@@ -113,7 +113,7 @@ impl Sessions {
             hits: lookups.with_label_values(&["hit"]),
             misses: lookups.with_label_values(&["miss"]),
             shared_text: Default::default(),
-            store_failed_at: AtomicI64::new(i64::MIN / 2),
+            store_outage: StoreOutage::default(),
         }
     }
 
@@ -135,7 +135,7 @@ impl Sessions {
         let session = match self.cache.get(&key) {
             Some(s)
                 if now - s.loaded_at < revalidate_after
-                    || now - self.store_failed_at.load(Ordering::Relaxed) < revalidate_after =>
+                    || self.store_outage.within(now, revalidate_after) =>
             {
                 self.hits.inc();
                 s
@@ -145,7 +145,7 @@ impl Sessions {
                 Ok(Some(s)) => s,
                 Ok(None) => return Ok(Err(SessionEnd::Unknown)),
                 Err(e @ SessionError::Store(_)) => {
-                    self.store_failed_at.store(now, Ordering::Relaxed);
+                    self.store_outage.failed(now);
                     let Some(s) = stale else { return Err(e) };
                     tracing::warn!(error = %e, "store unreachable: serving cached sessions without revalidating them");
                     s

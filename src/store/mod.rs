@@ -10,6 +10,7 @@
 
 mod accounts_sql;
 mod grants_sql;
+mod outage;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use grants_sql::GRANTS_CHANNEL;
+pub use outage::StoreOutage;
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
