@@ -91,17 +91,13 @@ pub enum PathError {
 /// Percent-encoded octets are decoded; `//` runs collapse. Refused: `.`/`..` segments (also
 /// when encoded), `%2F`, `%5C`, `\`, `%00` and other control characters.
 pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
-    let path = target.split(['?', '#']).next().unwrap_or("");
+    let end = target.find(['?', '#']).unwrap_or(target.len());
+    let path = target.get(..end).unwrap_or("");
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    // Fast path, the common case: nothing to decode, collapse or refuse.
-    let plain = path
-        .bytes()
-        .all(|b| b > 0x20 && b != 0x7f && b != b'%' && b != b'\\')
-        && !path.contains("//")
-        && !path.split('/').any(|s| s == "." || s == "..");
-    if plain {
+    // Fast path, the common case: nothing to decode, collapse or refuse (one pass).
+    if is_plain(path.as_bytes()) {
         return Ok(Cow::Borrowed(path));
     }
     let bytes = path.as_bytes();
@@ -138,6 +134,26 @@ pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
         out.push('/');
     }
     Ok(Cow::Owned(out))
+}
+
+/// True if `path` (which starts with `/`) has nothing to decode, collapse or refuse: no `%`,
+/// `\\`, control characters, empty segments (`//`), or `.`/`..` segments.
+fn is_plain(path: &[u8]) -> bool {
+    let dot_segment = |segment: &[u8]| segment == b"." || segment == b"..";
+    let mut segment_start = 1;
+    for (i, &b) in path.iter().enumerate().skip(1) {
+        if b <= 0x20 || b == 0x7f || b == b'%' || b == b'\\' {
+            return false;
+        }
+        if b == b'/' {
+            let segment = path.get(segment_start..i).unwrap_or_default();
+            if segment.is_empty() || dot_segment(segment) {
+                return false;
+            }
+            segment_start = i + 1;
+        }
+    }
+    !dot_segment(path.get(segment_start..).unwrap_or_default())
 }
 
 fn hex_pair(hex: &[u8]) -> Option<u8> {
@@ -188,6 +204,12 @@ mod tests {
         assert_eq!(normalize_path("//admin//x/").unwrap(), "/admin/x/");
         assert_eq!(normalize_path("/").unwrap(), "/");
         assert!(pat("/admin/**").matches(&normalize_path("//%61dmin").unwrap()));
+        // Plain paths are used as they are, without a copy.
+        for plain in ["/", "/docs/a-b/c/", "/a/.hidden", "/a/..b", "/x?y=//..&z=%"] {
+            let normalized = normalize_path(plain).unwrap();
+            assert!(matches!(normalized, Cow::Borrowed(_)), "{plain}");
+            assert_eq!(normalized, plain.split('?').next().unwrap());
+        }
     }
 
     #[test]
@@ -196,6 +218,10 @@ mod tests {
             "/a/../admin",
             "/a/%2e%2e/admin",
             "/a/./b",
+            "/a/.",
+            "/.",
+            "/..",
+            "/a/..",
             "/a%2fb",
             "/a%5cb",
             "/a\\b",
