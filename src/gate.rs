@@ -64,7 +64,8 @@ impl Gate {
                 store.clone(),
                 config.session,
                 SESSION_CACHE_CAPACITY,
-                &metrics.session_cache,
+                metrics.session_hits.clone(),
+                metrics.session_cache.with_label_values(&["miss"]),
             ),
             accounts: accounts.clone(),
             grants: Grants::new(

@@ -1,13 +1,13 @@
 //! Who the user is, as far as the apps behind jitgate are concerned, and how that reaches them.
 //!
 //! An [`Identity`] is built from validated ID-token (and userinfo) claims at login and stored
-//! with the session. On every request, `strip_spoofed` first removes any incoming header that
-//! an app could mistake for one of jitgate's identity headers (any letter case, `_` for `-`,
-//! every copy), and only then are the configured headers set from the session's claims.
+//! with the session. On every forwarded request, `strip_spoofed` first removes from the
+//! request the app will receive any header it could mistake for one of jitgate's identity
+//! headers (any letter case, `_` for `-`, every copy), and only then are the configured
+//! headers set from the session's claims.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::HeaderValue;
 use pingora_http::RequestHeader;
 use serde::{Deserialize, Serialize};
@@ -29,9 +29,8 @@ pub struct Identity {
     /// The configured username claim (e.g. `preferred_username`), for policies and logs.
     pub username: Box<str>,
     groups: Box<str>,
-    /// Claim names and values back to back (UTF-8). `Bytes`, so that a header value is a
-    /// shared slice of it rather than a copy on every request.
-    claims: Bytes,
+    /// Claim names and values back to back (UTF-8).
+    claims: Box<str>,
     /// Per claim: where its name starts, where its value starts and ends in `claims`;
     /// sorted by name (a name ends where its value starts).
     claim_index: Box<[[u32; 3]]>,
@@ -88,7 +87,7 @@ impl From<IdentityRecord> for Identity {
             sub: r.sub.into(),
             username: r.username.into(),
             groups: groups.into(),
-            claims: Bytes::from(packed),
+            claims: packed.into(),
             claim_index: index.into_boxed_slice(),
             digest,
         }
@@ -171,7 +170,10 @@ impl Identity {
     }
 
     fn slice(&self, start: u32, end: u32) -> &[u8] {
-        self.claims.get(start as usize..end as usize).unwrap_or(&[])
+        self.claims
+            .as_bytes()
+            .get(start as usize..end as usize)
+            .unwrap_or(&[])
     }
 
     /// Replaces `iss` with an already shared copy of the same text (saves memory per session).
@@ -188,6 +190,10 @@ impl Identity {
     }
 
     /// A claim as one header value.
+    ///
+    /// A copy, not a shared slice of the session's claims: one session's requests run on
+    /// every worker thread at once, and a shared buffer's reference count would be a memory
+    /// location they all write.
     pub fn header_value(&self, claim: &str) -> Option<HeaderValue> {
         match claim {
             "sub" => return HeaderValue::from_str(&self.sub).ok(),
@@ -198,12 +204,9 @@ impl Identity {
             .claim_index
             .binary_search_by(|&[n, v, _]| self.slice(n, v).cmp(claim.as_bytes()))
             .ok()?;
-        let [_, start, end] = self.claim_index[i];
-        let (start, end) = (start as usize, end as usize);
-        if start > end || end > self.claims.len() {
-            return None;
-        }
-        HeaderValue::from_maybe_shared(self.claims.slice(start..end)).ok()
+        let [_, start, end] = *self.claim_index.get(i)?;
+        let value = self.claims.as_bytes().get(start as usize..end as usize)?;
+        HeaderValue::from_bytes(value).ok()
     }
 }
 
@@ -272,13 +275,32 @@ fn same_key(name: &str, key: &str) -> bool {
         })
 }
 
+/// The headers an app could take for identity headers, in the form [`header_key`] gives,
+/// with a bitmask of their lengths: most incoming headers are passed over after one test.
+#[derive(Debug, Default, Clone)]
+pub struct SpoofableHeaders {
+    keys: Vec<String>,
+    /// Bit `n` is set if some key is `n` bytes long (bit 63: 63 or longer).
+    lengths: u64,
+}
+
+impl SpoofableHeaders {
+    /// Adds a key (lower case, `-` for `_`), once.
+    pub fn add(&mut self, key: String) {
+        if !self.keys.contains(&key) {
+            self.lengths |= 1 << key.len().min(63);
+            self.keys.push(key);
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        self.lengths & (1 << name.len().min(63)) != 0 && self.keys.iter().any(|k| same_key(name, k))
+    }
+}
+
 /// Removes every incoming header that could be taken for an identity header.
-pub fn strip_spoofed<K: AsRef<str>>(req: &mut RequestHeader, strip_keys: &[K]) {
-    let doomed = |name: &http::HeaderName| {
-        strip_keys
-            .iter()
-            .any(|k| same_key(name.as_str(), k.as_ref()))
-    };
+pub fn strip_spoofed(req: &mut RequestHeader, spoofable: &SpoofableHeaders) {
+    let doomed = |name: &http::HeaderName| spoofable.matches(name.as_str());
     // Almost no request carries one: look first, allocate only when there is work.
     if !req.headers.keys().any(doomed) {
         return;
@@ -287,11 +309,6 @@ pub fn strip_spoofed<K: AsRef<str>>(req: &mut RequestHeader, strip_keys: &[K]) {
     for name in names {
         req.remove_header(&name);
     }
-}
-
-/// Strips the well-known identity headers when no app is known (e.g. unknown host).
-pub fn strip_well_known(req: &mut RequestHeader) {
-    strip_spoofed(req, crate::policy::WELL_KNOWN_IDENTITY_HEADERS);
 }
 
 /// Sets the app's configured identity headers from the session's identity.
@@ -303,7 +320,7 @@ pub fn set_identity_headers(
     // Every copy of these names was stripped already, so appending cannot duplicate.
     for header in &app.identity_headers {
         if let Some(value) = identity.header_value(&header.claim) {
-            req.append_header(header.wire_name.clone(), value)?;
+            req.append_header(header.wire_name, value)?;
         }
     }
     Ok(())
@@ -356,7 +373,9 @@ mod tests {
         req.append_header("X_FORWARDED_USER", "mallory3").unwrap();
         req.append_header("x-forwarded_user", "mallory4").unwrap();
         req.append_header("X-Custom-Id", "keep").unwrap();
-        strip_spoofed(&mut req, &["x-forwarded-user".to_string()]);
+        let mut spoofable = SpoofableHeaders::default();
+        spoofable.add("x-forwarded-user".to_string());
+        strip_spoofed(&mut req, &spoofable);
         assert_eq!(req.headers.len(), 1);
         assert!(req.headers.get("x-custom-id").is_some());
     }

@@ -1,18 +1,23 @@
 //! The request path: jitgate's `ProxyHttp` implementation.
 //!
 //! ```text
-//! request_filter      request id; strip spoofed identity headers; host -> app (404);
-//!                     /.jitgate/* -> login::handle; path normalised (400);
-//!                     cookie -> session (cache, else store) -> login redirect / 401;
-//!                     route decision (403); on `elevate:` routes an active grant
-//!                     (403 / 503 if the store is down); the user's account in the app (JIT
-//!                     provisioning: 503/502/403); set identity headers; drop our cookies
-//! upstream_peer       the app's upstream from its policy
-//! response_filter     X-Request-Id on every answer
-//! fail_to_proxy       upstream errors -> our 502 page with the request id
-//! logging             metrics: outcome, decision latency
+//! request_filter          request id; host -> app (404); /.jitgate/* -> login::handle;
+//!                         path normalised (400); cookie -> session (cache, else store) ->
+//!                         login redirect / 401; route decision (403); on `elevate:` routes
+//!                         an active grant (403 / 503 if the store is down); the user's
+//!                         account in the app (JIT provisioning: 503/502/403)
+//! upstream_peer           the app's upstream from its policy
+//! upstream_request_filter the request the app receives: spoofable identity headers and our
+//!                         cookies removed, identity (and grant) headers added, and the
+//!                         request id if the app's policy names a header for it
+//! response_filter         the request id back to the browser, in that same header
+//! fail_to_proxy           upstream errors -> our 502 page with the request id
+//! logging                 metrics: outcome, decision latency
 //! ```
 //! Every refusal is a [`Denial`] value, turned into a response by `send_denial` only.
+//! `request_filter` only decides; the headers the app sees are written on pingora's copy of
+//! the request in `upstream_request_filter`, after pingora removed hop-by-hop headers, so a
+//! client cannot have our headers removed by naming them in `Connection`.
 //! Nothing here touches the network or the store when the session is in the cache.
 
 use std::sync::Arc;
@@ -35,17 +40,18 @@ use crate::login::{self, OwnRequest, Reply};
 use crate::policy::{normalize_path, AppPolicy, RouteDenied};
 use crate::random;
 use crate::session::cookie::{self, CookieValue};
-use crate::session::SessionEnd;
+use crate::session::{ActiveSession, SessionEnd};
 
-/// Sent upstream and back to the browser with the request id.
+/// Carries the request id on every answer jitgate writes itself.
 const X_REQUEST_ID: &str = "X-Request-Id";
-const X_JITGATE_REQUEST_ID: &str = "X-Jitgate-Request-Id";
 
 /// Per-request state.
 pub struct RequestCtx {
     request_id: random::RequestId,
     started: Instant,
     app: Option<Arc<AppPolicy>>,
+    /// The signed-in user a permitted request is forwarded for.
+    user: Option<Arc<ActiveSession>>,
     outcome: &'static str,
     /// Set on elevated routes: long-lived connections (WebSocket, streaming) end with it.
     elevated: Option<Box<Elevated>>,
@@ -53,7 +59,6 @@ pub struct RequestCtx {
 
 /// The grant an elevated request was admitted under.
 struct Elevated {
-    session: Arc<crate::session::ActiveSession>,
     grant_type: String,
     grant_id: String,
     expires_at_ms: i64,
@@ -71,6 +76,8 @@ fn read_timeout_until(expires_at_ms: i64) -> std::time::Duration {
 
 const GRANT_ENDED: &str = "grant ended";
 const GRANT_UNVERIFIABLE: &str = "grant unverifiable";
+/// The request for the app could not be written: never forwarded, answered with a 500.
+const NOT_FORWARDABLE: &str = "not forwardable";
 
 fn grant_ended() -> Box<Error> {
     Error::explain(
@@ -101,6 +108,7 @@ impl ProxyHttp for JitgateProxy {
             request_id: random::RequestId::next(),
             started: Instant::now(),
             app: None,
+            user: None,
             outcome: "forwarded",
             elevated: None,
         }
@@ -132,13 +140,15 @@ impl ProxyHttp for JitgateProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(e), Some(app)) = (ctx.elevated.as_mut(), ctx.app.as_ref()) else {
+        let (Some(e), Some(app), Some(user)) =
+            (ctx.elevated.as_mut(), ctx.app.as_ref(), ctx.user.as_ref())
+        else {
             return Ok(());
         };
         match self
             .gate
             .grants
-            .check(app, &e.session.identity, &e.grant_type)
+            .check(app, &user.identity, &e.grant_type)
             .await
         {
             Ok(Some(grant)) => {
@@ -162,7 +172,9 @@ impl ProxyHttp for JitgateProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
-        let (Some(e), Some(app)) = (ctx.elevated.as_ref(), ctx.app.as_ref()) else {
+        let (Some(e), Some(app), Some(user)) =
+            (ctx.elevated.as_ref(), ctx.app.as_ref(), ctx.user.as_ref())
+        else {
             return Ok(None);
         };
         let expired = crate::clock::now_ms() >= e.expires_at_ms;
@@ -171,7 +183,7 @@ impl ProxyHttp for JitgateProxy {
             || matches!(
                 self.gate
                     .grants
-                    .check_cached(app, &e.session.identity, &e.grant_type),
+                    .check_cached(app, &user.identity, &e.grant_type),
                 Some(None)
             );
         if expired || revoked {
@@ -193,21 +205,73 @@ impl ProxyHttp for JitgateProxy {
             )
         })?;
         let upstream = &app.upstream;
-        Ok(Box::new(HttpPeer::new(
-            upstream.address.as_str(),
-            upstream.tls,
-            upstream.sni.clone(),
-        )))
+        let peer = match upstream.socket {
+            Some(socket) => HttpPeer::new(socket, upstream.tls, upstream.sni.clone()),
+            None => HttpPeer::new(
+                upstream.address.as_str(),
+                upstream.tls,
+                upstream.sni.clone(),
+            ),
+        };
+        Ok(Box::new(peer))
     }
 
-    /// Runs on the upstream's response head before it goes to the browser.
+    /// Runs on pingora's copy of the request, just before it is sent to the app: what the app
+    /// receives is written here, and only for a request `request_filter` admitted.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(app), Some(user)) = (ctx.app.as_deref(), ctx.user.as_deref()) else {
+            return Err(Error::explain(
+                ErrorType::Custom(NOT_FORWARDABLE),
+                "no signed-in user was admitted for this request",
+            ));
+        };
+        let not_forwardable = |e: Box<Error>| {
+            Error::because(
+                ErrorType::Custom(NOT_FORWARDABLE),
+                "cannot write the request for the app",
+                e,
+            )
+        };
+        // Removals first: they leave room in the header map for what is added after.
+        identity::strip_spoofed(upstream, &app.strip_header_keys);
+        cookie::strip_own(upstream, self.gate.cookies);
+        identity::set_identity_headers(upstream, app, &user.identity).map_err(not_forwardable)?;
+        // Incoming copies of grant headers were stripped with the identity headers.
+        if let Some(e) = &ctx.elevated {
+            if let Some(kind) = app.grant_types.iter().find(|k| k.name == e.grant_type) {
+                for (_, wire_name, value) in &kind.headers {
+                    upstream
+                        .append_header(*wire_name, value.clone())
+                        .map_err(not_forwardable)?;
+                }
+            }
+        }
+        // Incoming copies of the request id header were stripped with the identity headers.
+        if let Some(name) = app.request_id_header {
+            upstream
+                .append_header(name, ctx.request_id.header_value())
+                .map_err(not_forwardable)?;
+        }
+        Ok(())
+    }
+
+    /// Runs on the app's response head before it goes to the browser: the request id goes
+    /// back in the app's `request_id_header`, if it has one. (jitgate's own answers always
+    /// carry `X-Request-Id`.)
     async fn response_filter(
         &self,
         _session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response.insert_header(X_REQUEST_ID, ctx.request_id.header_value())?;
+        if let Some(name) = ctx.app.as_ref().and_then(|app| app.request_id_header) {
+            response.insert_header(name, ctx.request_id.header_value())?;
+        }
         Ok(())
     }
 
@@ -225,11 +289,13 @@ impl ProxyHttp for JitgateProxy {
             // The store could not confirm the grant: our 503 page, unless the answer started.
             ErrorType::Custom(GRANT_UNVERIFIABLE) if session.response_written().is_none() => 503,
             ErrorType::Custom(GRANT_UNVERIFIABLE) => 0,
+            ErrorType::Custom(NOT_FORWARDABLE) => 500,
             ErrorType::HTTPStatus(code) => *code,
             _ if matches!(e.esource(), pingora_error::ErrorSource::Downstream) => 0,
             _ => 502,
         };
         let page = match code {
+            500 => Some((Denial::Internal, Denial::Internal.kind())),
             502 => Some((Denial::UpstreamUnavailable, "upstream_error")),
             503 if unverifiable => {
                 Some((Denial::StoreUnavailable, Denial::StoreUnavailable.kind()))
@@ -266,8 +332,9 @@ impl ProxyHttp for JitgateProxy {
 }
 
 impl JitgateProxy {
-    /// Decides what happens to a request: `Ok(None)` forwards it (identity headers set),
-    /// `Ok(Some(reply))` is an answer from our own endpoints, `Err` a refusal.
+    /// Decides what happens to a request: `Ok(None)` forwards it (to the app and user it
+    /// leaves in `ctx`), `Ok(Some(reply))` is an answer from our own endpoints, `Err` a
+    /// refusal.
     async fn admit(
         &self,
         session: &mut Session,
@@ -276,12 +343,7 @@ impl JitgateProxy {
         let gate = &self.gate;
         let host = request_host(session.req_header())
             .ok_or(Denial::BadRequest("missing or invalid Host"))?;
-        let policies = gate.policies.load();
-        let app = policies.app_for_host(&host).cloned();
-        match &app {
-            Some(app) => identity::strip_spoofed(session.req_header_mut(), &app.strip_header_keys),
-            None => identity::strip_well_known(session.req_header_mut()),
-        }
+        let app = gate.policies.load().app_for_host(&host).cloned();
 
         let req = session.req_header();
         let path = req.uri.path();
@@ -289,7 +351,7 @@ impl JitgateProxy {
             if app.is_none() && !gate.is_auth_host(&host) {
                 return Err(Denial::UnknownHost);
             }
-            let endpoint = endpoint.to_string();
+            let (host, endpoint) = (host.into_owned(), endpoint.to_string());
             let body = if endpoint == "backchannel-logout" {
                 Some(Box::pin(read_body(session, login::MAX_LOGOUT_BODY)).await?)
             } else if endpoint.starts_with("api/") && req.method == Method::POST {
@@ -314,8 +376,15 @@ impl JitgateProxy {
             return Box::pin(login::handle(gate, own)).await.map(Some);
         }
 
-        let app = app.ok_or(Denial::UnknownHost)?;
-        ctx.app = Some(app.clone());
+        let RequestCtx {
+            request_id,
+            app: admitted_app,
+            user: admitted_user,
+            elevated: admitted_grant,
+            started,
+            ..
+        } = ctx;
+        let app: &Arc<AppPolicy> = admitted_app.insert(app.ok_or(Denial::UnknownHost)?);
         let normalized =
             normalize_path(path).map_err(|_| Denial::BadRequest("ambiguous or malformed path"))?;
 
@@ -332,7 +401,7 @@ impl JitgateProxy {
                         AuditKind::SessionExpired,
                         Subject {
                             app: Some(&app.name),
-                            request_id: Some(ctx.request_id.as_str()),
+                            request_id: Some(request_id.as_str()),
                             ..Subject::default()
                         },
                         json!({ "reason": format!("{end:?}") }),
@@ -363,7 +432,7 @@ impl JitgateProxy {
                     iss: Some(&identity.iss),
                     sub: Some(&identity.sub),
                     app: Some(&app.name),
-                    request_id: Some(ctx.request_id.as_str()),
+                    request_id: Some(request_id.as_str()),
                 },
                 json!({ "method": req.method.as_str(), "path": normalized, "route": route }),
             );
@@ -371,28 +440,27 @@ impl JitgateProxy {
                 app: app.name.clone(),
             });
         }
-        self.app_metrics(&app).allowed.inc();
+        self.app_metrics(app).allowed.inc();
 
         // Elevated route: the user also needs an active grant, checked against the clock now.
-        let mut grant_headers: &[(http::HeaderName, Bytes, http::HeaderValue)] = &[];
         let elevation = permitted.ok().and_then(|p| app.elevation(p));
         if let Some(kind) = elevation {
             let grant_type = kind.name.as_str();
-            let grant = match gate.grants.check(&app, identity, grant_type).await {
+            let grant = match gate.grants.check(app, identity, grant_type).await {
                 Ok(grant) => grant,
                 Err(e) => {
                     tracing::error!(error = %e, "grant lookup failed: elevated route refused");
                     return Err(Denial::StoreUnavailable);
                 }
             };
-            if grant.is_none() {
+            let Some(grant) = grant else {
                 gate.audit.record_in_background(
                     AuditKind::ElevationDenied,
                     Subject {
                         iss: Some(&identity.iss),
                         sub: Some(&identity.sub),
                         app: Some(&app.name),
-                        request_id: Some(ctx.request_id.as_str()),
+                        request_id: Some(request_id.as_str()),
                     },
                     json!({ "method": req.method.as_str(), "path": normalized, "grant_type": grant_type }),
                 );
@@ -400,50 +468,35 @@ impl JitgateProxy {
                     app: app.name.clone(),
                     grant_type: grant_type.to_string(),
                 });
-            }
-            if let Some(grant) = &grant {
-                ctx.elevated = Some(Box::new(Elevated {
-                    session: active.clone(),
-                    grant_type: grant_type.to_string(),
-                    grant_id: grant.id.clone(),
-                    expires_at_ms: grant.expires_at_ms,
-                }));
-            }
-            grant_headers = &kind.headers;
+            };
+            *admitted_grant = Some(Box::new(Elevated {
+                grant_type: grant_type.to_string(),
+                grant_id: grant.id.clone(),
+                expires_at_ms: grant.expires_at_ms,
+            }));
         }
 
         // JIT provisioning: a cache hit costs one lookup; anything else is boxed out of the
         // per-request future (it may call the app's API).
         if let Some(connector) = &app.provisioning {
-            if !gate.accounts.is_current(&app, identity, active.login_at) {
-                let rid = ctx.request_id.as_str();
+            if !gate.accounts.is_current(app, identity, active.login_at) {
+                let rid = request_id.as_str();
                 Box::pin(
                     gate.accounts
-                        .ensure(&app, connector, identity, active.login_at, rid),
+                        .ensure(app, connector, identity, active.login_at, rid),
                 )
                 .await
                 .map_err(|e| Denial::from_provisioning(&app.name, &e))?;
             }
         }
 
-        let cookies = gate.cookies;
-        let req = session.req_header_mut();
-        identity::set_identity_headers(req, &app, identity).map_err(|_| Denial::Internal)?;
-        // Incoming copies of grant headers were stripped with the identity headers.
-        for (_, wire_name, value) in grant_headers {
-            req.append_header(wire_name.clone(), value.clone())
-                .map_err(|_| Denial::Internal)?;
-        }
-        cookie::strip_own(req, cookies);
-        // Incoming copies were stripped with the identity headers, so appending is safe.
-        req.append_header(X_JITGATE_REQUEST_ID, ctx.request_id.header_value())
-            .map_err(|_| Denial::Internal)?;
-        if let Some(e) = &ctx.elevated {
+        self.app_metrics(app)
+            .decision_latency
+            .observe(started.elapsed());
+        *admitted_user = Some(active);
+        if let Some(e) = admitted_grant {
             session.set_read_timeout(Some(read_timeout_until(e.expires_at_ms)));
         }
-        self.app_metrics(&app)
-            .decision_latency
-            .observe(ctx.started.elapsed().as_secs_f64());
         Ok(None)
     }
 
@@ -565,24 +618,43 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Denial>
 }
 
 /// The request's host, lower case, without port: from `Host`, or the URI under HTTP/2.
-pub fn request_host(req: &RequestHeader) -> Option<String> {
+/// Borrowed when the host is already in that form, as nearly every browser sends it.
+pub fn request_host(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
     let raw = match req.headers.get(http::header::HOST) {
-        Some(h) => h.to_str().ok()?,
-        None => req.uri.authority()?.as_str(),
+        Some(h) => h.as_bytes(),
+        None => req.uri.authority()?.as_str().as_bytes(),
     };
-    let host = if raw.starts_with('[') {
+    let host = if raw.first() == Some(&b'[') {
         // IPv6 literal: keep the brackets, drop the port.
-        raw.split_once(']').map(|(h, _)| &raw[..=h.len()])?
+        let end = raw.iter().position(|&b| b == b']')?;
+        raw.get(..=end)?
     } else {
-        raw.rsplit_once(':').map(|(h, _)| h).unwrap_or(raw)
+        match raw.iter().rposition(|&b| b == b':') {
+            Some(colon) => raw.get(..colon)?,
+            None => raw,
+        }
     };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'));
-    valid.then_some(host)
+    let mut host = host;
+    while let [rest @ .., b'.'] = host {
+        host = rest;
+    }
+    let mut upper = false;
+    for &b in host {
+        upper |= b.is_ascii_uppercase();
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':')) {
+            return None;
+        }
+    }
+    if host.is_empty() || host.len() > 253 {
+        return None;
+    }
+    // Only ASCII is left, so this cannot fail.
+    let host = std::str::from_utf8(host).ok()?;
+    Some(if upper {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
 use http::HeaderValue;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -28,40 +27,59 @@ pub fn token() -> Result<String, RandomError> {
 
 /// A short id for correlating one request across logs, pages, audit events and headers.
 ///
-/// Not a secret: a per-process random prefix plus a counter, so no system call per request.
-/// Kept as a header value, so the copies sent upstream and back to the browser share one
-/// buffer instead of each being a fresh allocation.
-#[derive(Debug, Clone)]
-pub struct RequestId(HeaderValue);
+/// Not a secret: a per-process random prefix and a counter, written base64url (12
+/// characters) into the id itself. Each thread takes counter values in blocks from a shared
+/// counter, so taking an id is neither a system call, an allocation, nor a write to memory
+/// that other threads write too.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId([u8; REQUEST_ID_LEN]);
+
+const REQUEST_ID_LEN: usize = 12;
+/// Ids one thread takes from the shared counter at a time.
+const REQUEST_ID_BLOCK: u64 = 1 << 16;
 
 impl RequestId {
     pub fn next() -> Self {
+        use std::cell::Cell;
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::OnceLock;
         static PREFIX: OnceLock<[u8; 4]> = OnceLock::new();
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        static BLOCKS: AtomicU64 = AtomicU64::new(0);
+        thread_local! {
+            /// The next id this thread hands out, and the end of its block.
+            static NEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
         let prefix = PREFIX.get_or_init(|| {
             let mut bytes = [0u8; 4];
             // Without randomness the ids are still unique within the process.
             let _ = SystemRandom::new().fill(&mut bytes);
             bytes
         });
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT.with(|next| {
+            let (mut n, mut end) = next.get();
+            if n == end {
+                n = BLOCKS.fetch_add(1, Ordering::Relaxed) * REQUEST_ID_BLOCK;
+                end = n + REQUEST_ID_BLOCK;
+            }
+            next.set((n + 1, end));
+            n
+        });
         let mut raw = [0u8; 9];
         raw[..4].copy_from_slice(prefix);
         raw[4..].copy_from_slice(&n.to_be_bytes()[3..]);
-        let text = Bytes::from(URL_SAFE_NO_PAD.encode(raw));
-        // base64url is always a valid header value; the fallback is unreachable in practice.
-        Self(HeaderValue::from_maybe_shared(text).unwrap_or(HeaderValue::from_static("-")))
+        let mut text = [b'-'; REQUEST_ID_LEN];
+        // 9 bytes are exactly 12 base64 characters, so this cannot fail.
+        let _ = URL_SAFE_NO_PAD.encode_slice(raw, &mut text);
+        Self(text)
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(self.0.as_bytes()).unwrap_or("-")
+        std::str::from_utf8(&self.0).unwrap_or("-")
     }
 
-    /// The id as a header value (a reference-counted copy).
+    /// The id as a header value.
     pub fn header_value(&self) -> HeaderValue {
-        self.0.clone()
+        HeaderValue::from_bytes(&self.0).unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
@@ -76,7 +94,7 @@ pub fn hash(token: &str) -> String {
     encode_hash(&hash_bytes(token))
 }
 
-/// SHA-256 of a token as raw bytes (the in-memory cache key).
+/// SHA-256 of a token as raw bytes.
 pub fn hash_bytes(token: &str) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
@@ -93,23 +111,30 @@ pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
     URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
 }
 
-/// The 32 random bytes behind a token, if `text` is shaped like one (no allocation).
-pub fn decode_token(text: &str) -> Option<[u8; 32]> {
+/// A token's text as a fixed-size key for in-memory caches, if `text` is shaped like a token
+/// (no allocation, and no decoding on the per-request path).
+pub fn token_key(text: &str) -> Option<[u8; TOKEN_LEN]> {
     if !looks_like_token(text) {
         return None;
     }
-    // 43 base64 characters decode to 32 bytes; the engine wants room for its estimate (33).
-    let mut buf = [0u8; 33];
-    let n = URL_SAFE_NO_PAD.decode_slice(text, &mut buf).ok()?;
-    buf.get(..n)?.try_into().ok()
+    text.as_bytes().try_into().ok()
 }
+
+/// The bytes a token from [`token`] is written with (base64url).
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// True if `text` has the exact shape of a token from [`token`].
 pub fn looks_like_token(text: &str) -> bool {
-    text.len() == TOKEN_LEN
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    text.len() == TOKEN_LEN && text.bytes().all(|b| TOKEN_BYTES[b as usize])
 }
 
 /// Constant-time comparison of two secrets.
@@ -119,4 +144,38 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_across_threads_and_header_safe() {
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..1000)
+                            .map(|_| RequestId::next().to_string())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.len(), 12);
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        }
+        let id = RequestId::next();
+        assert_eq!(id.header_value(), id.as_str());
+    }
 }

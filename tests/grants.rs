@@ -767,20 +767,6 @@ fn the_app_side_role_follows_the_grant_and_the_end_call_survives_a_restart() {
     wait_for_role(&app, "bob", "viewer", Duration::from_secs(5));
 }
 
-/// The session cookie a sign-in chain set on the app's host (the last one it set: the
-/// first is the auth host's).
-fn session_cookie(chain: &[support::Page]) -> String {
-    chain
-        .iter()
-        .flat_map(|p| p.set_cookies.iter())
-        .rev()
-        .find_map(|c| {
-            let v = c.strip_prefix("jitgate_session=")?.split(';').next()?;
-            (!v.is_empty()).then(|| v.to_string())
-        })
-        .expect("a session cookie")
-}
-
 #[test]
 fn a_websocket_through_an_elevated_route_is_closed_when_the_grant_ends() {
     use std::io::{Read, Write};
@@ -793,7 +779,7 @@ fn a_websocket_through_an_elevated_route_is_closed_when_the_grant_ends() {
     });
     let alice = jg.browser();
     let chain = alice.login(&jg.app_url("/"), &ALICE);
-    let cookie = session_cookie(&chain);
+    let cookie = support::session_cookie(&chain);
     let (status, grant) = ask(
         &alice,
         &jg,

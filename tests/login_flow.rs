@@ -129,6 +129,75 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
     assert_eq!(headers["x-unrelated"], serde_json::json!(["kept"]));
 }
 
+/// The JSON body of a raw HTTP answer from the echo app.
+fn echoed_in_raw(answer: &str) -> serde_json::Map<String, serde_json::Value> {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    let v: serde_json::Value = serde_json::from_str(body).expect("an echo");
+    v["headers"].as_object().cloned().unwrap_or_default()
+}
+
+#[test]
+fn naming_identity_headers_in_connection_does_not_remove_them() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    let cookie = support::session_cookie(&browser.login(&jg.app_url("/"), &BOB));
+    // A proxy drops the headers a client names in `Connection` (they are hop-by-hop); a
+    // client must not be able to drop the ones jitgate adds that way.
+    let answer = support::raw_request(
+        jg.port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: wiki.example.test\r\nCookie: jitgate_session={cookie}\r\n\
+             Accept: application/json\r\nConnection: close, X-Forwarded-User, x-forwarded-groups\r\n\
+             X-Forwarded-User: admin\r\n\r\n"
+        ),
+    );
+    let headers = echoed_in_raw(&answer);
+    assert_eq!(headers["x-forwarded-user"], serde_json::json!(["bob"]));
+    assert_eq!(
+        headers["x-forwarded-groups"],
+        serde_json::json!(["support"])
+    );
+}
+
+#[test]
+fn the_request_id_reaches_the_app_and_comes_back_only_where_the_policy_names_a_header() {
+    // Without `request_id_header`: the app gets no id, and an id a client made up is dropped.
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &BOB);
+    let page = browser.get_with(&jg.app_url("/"), &[("X-Jitgate-Request-Id", "forged")]);
+    let headers = echoed_headers(&page);
+    assert!(!headers.contains_key("x-jitgate-request-id"), "{headers:?}");
+    assert!(!headers.contains_key("x-request-id"), "{headers:?}");
+    assert!(!page.headers.contains_key("x-request-id"));
+    drop(jg);
+
+    // With it: the app gets jitgate's id (not the client's) and the browser gets it back.
+    let policy = support::WIKI_POLICY.replace(
+        "identity:\n",
+        "identity:\n  request_id_header: X-Request-Id\n",
+    );
+    let jg = Jitgate::start(Options {
+        policy: Some(policy),
+        ..Options::default()
+    });
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &BOB);
+    let page = browser.get_with(&jg.app_url("/"), &[("X-Request-Id", "forged")]);
+    assert_eq!(page.status, 200, "{page:?}");
+    let headers = echoed_headers(&page);
+    let sent = headers["x-request-id"].as_array().expect("one request id");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let id = sent[0].as_str().unwrap();
+    assert_eq!(id.len(), 12, "{id}");
+    assert_ne!(id, "forged");
+    assert_eq!(page.headers["x-request-id"], id);
+    // Each request has its own id.
+    let next = echoed_headers(&browser.get_json(&jg.app_url("/")));
+    assert_ne!(next["x-request-id"][0], id);
+}
+
 #[test]
 fn a_host_no_policy_serves_gets_404() {
     let jg = Jitgate::start(Options::default());
@@ -174,7 +243,20 @@ fn open_redirects_after_login_are_refused() {
 fn logout_ends_the_session_and_signs_out_at_the_idp() {
     let jg = Jitgate::start(Options::default());
     let browser = jg.browser();
-    browser.login(&jg.app_url("/"), &ALICE);
+    let cookie = support::session_cookie(&browser.login(&jg.app_url("/"), &ALICE));
+    let with_old_cookie = || {
+        support::raw_request(
+            jg.port,
+            &format!(
+                "GET / HTTP/1.1\r\nHost: wiki.example.test\r\nCookie: jitgate_session={cookie}\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    // Every worker thread has served the session just now (and may hold it)...
+    for _ in 0..8 {
+        assert!(with_old_cookie().starts_with("HTTP/1.1 200"));
+    }
     let out = browser.get(&jg.app_url("/.jitgate/logout"));
     assert_eq!(out.status, 302);
     let idp = jg.idp.as_ref().unwrap();
@@ -189,10 +271,12 @@ fn logout_ends_the_session_and_signs_out_at_the_idp() {
         .set_cookies
         .iter()
         .any(|c| c.starts_with("jitgate_session=;")));
-    // The session is gone server-side, whatever the browser still holds.
-    let after = browser.get_json(&jg.app_url("/"));
-    assert_eq!(after.status, 302);
-    assert!(after.location.unwrap().contains("/.jitgate/login"));
+    // ...and still the session is gone at once, whatever the browser still holds.
+    for _ in 0..8 {
+        let after = with_old_cookie();
+        assert!(after.starts_with("HTTP/1.1 302"), "{after}");
+        assert!(after.contains("/.jitgate/login"), "{after}");
+    }
     assert!(jg.has_audit("logout"));
 }
 

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -53,7 +52,7 @@ pub struct GrantType {
     pub approvers: Vec<String>,
     pub required: u32,
     /// Header name, its spelling on the wire, and the fixed value sent while active.
-    pub headers: Vec<(HeaderName, Bytes, HeaderValue)>,
+    pub headers: Vec<(HeaderName, &'static str, HeaderValue)>,
     /// Connector `operations:` to call in the app when a grant starts and when it ends.
     pub start_call: Option<String>,
     pub end_call: Option<String>,

@@ -218,6 +218,9 @@ pub struct OperationFile {
 pub struct IdentityFile {
     #[serde(default)]
     pub headers: HashMap<Spanned<String>, Spanned<String>>,
+    /// A header that carries jitgate's request id to the app and back on its answers.
+    #[serde(default)]
+    pub request_id_header: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

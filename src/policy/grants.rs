@@ -126,9 +126,7 @@ pub fn grant_types(
                         ),
                     );
                 }
-                (Ok(h), Ok(v)) => {
-                    headers.push((h, bytes::Bytes::from(header.trim().to_string()), v))
-                }
+                (Ok(h), Ok(v)) => headers.push((h, super::wire_name(header.trim()), v)),
                 (Err(_), _) => report.at(header.span(), "not a valid header name"),
                 (_, Err(_)) => report.at(value.span(), "not a valid header value"),
             }

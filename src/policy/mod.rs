@@ -81,8 +81,11 @@ pub struct AppPolicy {
     pub hosts: Vec<String>,
     pub upstream: Upstream,
     pub identity_headers: Vec<IdentityHeader>,
-    /// Lower-case, `-`-separated names of every header to strip from incoming requests.
-    pub strip_header_keys: Vec<String>,
+    /// Every header to strip from incoming requests.
+    pub strip_header_keys: crate::identity::SpoofableHeaders,
+    /// The header jitgate's request id goes to the app in, and comes back to the browser in
+    /// on the app's answers (`identity.request_id_header`); `None` sends it neither way.
+    pub request_id_header: Option<&'static str>,
     pub routes: Vec<Route>,
     /// IdP group -> app role, most privileged first (`roles:`).
     pub roles: Vec<(String, String)>,
@@ -93,13 +96,16 @@ pub struct AppPolicy {
     /// Kinds of elevated access users can ask for (`grants:`).
     pub grant_types: Vec<crate::grants::GrantType>,
     /// This app's metric handles, filled on first use (see `crate::metrics::AppMetrics`).
-    pub metrics: std::sync::OnceLock<crate::metrics::AppMetrics>,
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::AppMetrics>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// `host:port` to connect to.
     pub address: String,
+    /// The address itself when the host is an IP literal: nothing to parse per request.
+    /// (A host name is resolved per request, so that DNS changes are followed.)
+    pub socket: Option<std::net::SocketAddr>,
     pub tls: bool,
     pub sni: String,
 }
@@ -108,7 +114,7 @@ pub struct Upstream {
 pub struct IdentityHeader {
     pub name: HeaderName,
     /// The name as written in the policy (its letter case is kept on the wire).
-    pub wire_name: bytes::Bytes,
+    pub wire_name: &'static str,
     pub claim: String,
 }
 
@@ -307,24 +313,22 @@ fn validate(
     let upstream = upstream(&mut report, &raw.upstream);
 
     let mut identity_headers = Vec::new();
-    let mut strip: Vec<String> = WELL_KNOWN_IDENTITY_HEADERS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut strip = crate::identity::SpoofableHeaders::default();
+    for key in WELL_KNOWN_IDENTITY_HEADERS {
+        strip.add(key.to_string());
+    }
     let mut configured: Vec<_> = raw.identity.headers.iter().collect();
     configured.sort_by_key(|(h, _)| h.span().start().map(|m| (m.line(), m.column())));
     for (header, claim) in configured {
         match identity_header_name(header) {
             Ok(name) => {
                 let key = header_key(name.as_str());
-                if !strip.contains(&key) {
-                    strip.push(key);
-                }
+                strip.add(key);
                 if claim.trim().is_empty() {
                     report.at(claim.span(), "name the claim this header carries");
                 }
                 identity_headers.push(IdentityHeader {
-                    wire_name: bytes::Bytes::from(header.trim().to_string()),
+                    wire_name: wire_name(header.trim()),
                     name,
                     claim: claim.trim().to_string(),
                 });
@@ -332,6 +336,21 @@ fn validate(
             Err(msg) => report.at(header.span(), msg),
         }
     }
+    let request_id_header = raw.identity.request_id_header.as_ref().and_then(|header| {
+        let name = identity_header_name(header)
+            .map_err(|msg| report.at(header.span(), msg))
+            .ok()?;
+        if identity_headers.iter().any(|h| h.name == name) {
+            report.at(
+                header.span(),
+                format!("`{}` already carries a claim", header.trim()),
+            );
+            return None;
+        }
+        let key = header_key(name.as_str());
+        strip.add(key);
+        Some(wire_name(header.trim()))
+    });
 
     if raw.routes.is_empty() {
         report.at(
@@ -345,9 +364,7 @@ fn validate(
     for kind in &grant_types {
         for (name, _, _) in &kind.headers {
             let key = header_key(name.as_str());
-            if !strip.contains(&key) {
-                strip.push(key);
-            }
+            strip.add(key);
         }
     }
     for route in &raw.routes {
@@ -458,6 +475,7 @@ fn validate(
             upstream,
             identity_headers,
             strip_header_keys: strip,
+            request_id_header,
             routes,
             roles,
             provisioning: connector,
@@ -531,14 +549,37 @@ fn upstream(report: &mut FileReport, value: &Spanned<String>) -> Option<Upstream
     }
     let host = url.host_str()?.to_string();
     let port = url.port_or_known_default()?;
+    let address = format!("{host}:{port}");
     Some(Upstream {
-        address: format!("{host}:{port}"),
+        socket: address.parse().ok(),
+        address,
         tls,
         sni: host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string(),
     })
+}
+
+/// A header name as jitgate writes it on the wire, kept for the life of the process.
+///
+/// Static, because pingora copies a `&'static str` name by pointer, while a shared buffer
+/// would be reference-counted on every request by every worker thread. Each distinct
+/// spelling is kept once, so reloading policies does not grow memory.
+pub fn wire_name(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut names = names
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// Header names jitgate may set; connection-level and credential headers are refused.

@@ -65,56 +65,102 @@ pub enum CookieValue<'a> {
     Malformed,
 }
 
+/// Space or tab: the whitespace HTTP allows around cookie pairs.
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// The `name=value` pairs of one `Cookie` header value, names and values trimmed of
+/// whitespace; a pair without `=` has an empty value. Reading and stripping both see the
+/// cookies through this one function, so whatever is read as ours is also stripped. Works on
+/// bytes: a header need not be text, and this runs on every request.
+fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&b| b == b';').filter_map(|pair| {
+        let pair = trim_ows(pair);
+        if pair.is_empty() {
+            return None;
+        }
+        Some(match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => {
+                let (name, value) = pair.split_at(eq);
+                (trim_ows(name), trim_ows(value.get(1..).unwrap_or_default()))
+            }
+            None => (pair, &[][..]),
+        })
+    })
+}
+
 /// Reads cookie `name` from every `Cookie` header of the request (no allocation).
 pub fn read<'a>(req: &'a RequestHeader, name: &str) -> CookieValue<'a> {
-    let mut found: Option<&'a str> = None;
+    let mut found: Option<&'a [u8]> = None;
     for header in req.headers.get_all(http::header::COOKIE) {
-        let Ok(text) = header.to_str() else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let pair = pair.trim_start_matches(' ');
-            let Some(value) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) else {
+        for (key, value) in pairs(header.as_bytes()) {
+            if key != name.as_bytes() {
                 continue;
-            };
-            let value = value.trim_end().trim_matches('"');
+            }
+            let mut value = value;
+            while let [b'"', rest @ ..] | [rest @ .., b'"'] = value {
+                value = rest;
+            }
             match found {
                 Some(prev) if prev != value => return CookieValue::Malformed,
                 _ => found = Some(value),
             }
         }
     }
-    match found {
+    match found.map(std::str::from_utf8) {
         None => CookieValue::Absent,
-        Some(v) if looks_like_token(v) => CookieValue::Token(v),
+        Some(Ok(v)) if looks_like_token(v) => CookieValue::Token(v),
         Some(_) => CookieValue::Malformed,
     }
 }
 
 /// Removes our own cookies from a request before it goes upstream: apps never see them.
 pub fn strip_own(req: &mut RequestHeader, names: CookieNames) {
-    let own = [names.session(), names.login_binding()];
-    let is_own = |pair: &str| {
-        let name = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair).trim();
-        own.contains(&name)
-    };
-    let cookies = req.headers.get_all(http::header::COOKIE);
-    let texts = || cookies.iter().filter_map(|h| h.to_str().ok());
-    if !texts().any(|text| text.split(';').any(is_own)) {
+    let own = [names.session().as_bytes(), names.login_binding().as_bytes()];
+    let (mut ours, mut others) = (false, false);
+    for header in req.headers.get_all(http::header::COOKIE) {
+        for (key, _) in pairs(header.as_bytes()) {
+            if own.contains(&key) {
+                ours = true;
+            } else {
+                others = true;
+            }
+        }
+    }
+    if !ours {
         return;
     }
-    let mut kept = String::new();
-    for pair in texts().flat_map(|t| t.split(';')).map(str::trim) {
-        if !pair.is_empty() && !is_own(pair) {
-            if !kept.is_empty() {
-                kept.push_str("; ");
+    // The usual case: a browser that sends only our cookie to this host.
+    if !others {
+        req.remove_header(&http::header::COOKIE);
+        return;
+    }
+    let cookies = req.headers.get_all(http::header::COOKIE);
+    let mut kept = Vec::with_capacity(cookies.iter().map(|h| h.len() + 2).sum());
+    for header in cookies {
+        for pair in header.as_bytes().split(|&b| b == b';').map(trim_ows) {
+            let key = pair.split(|&b| b == b'=').next().map(trim_ows);
+            if !pair.is_empty() && !key.is_some_and(|k| own.contains(&k)) {
+                if !kept.is_empty() {
+                    kept.extend_from_slice(b"; ");
+                }
+                kept.extend_from_slice(pair);
             }
-            kept.push_str(pair);
         }
     }
     // One replace (every copy, folded into one header as HTTP/1.1 expects) or one removal.
     // (If the rest cannot be a header value, drop the header: never forward our cookie.)
-    if kept.is_empty() || req.insert_header(http::header::COOKIE, kept).is_err() {
+    let replaced = !kept.is_empty()
+        && http::HeaderValue::from_bytes(&kept)
+            .is_ok_and(|value| req.insert_header(http::header::COOKIE, value).is_ok());
+    if !replaced {
         req.remove_header(&http::header::COOKIE);
     }
 }
@@ -169,6 +215,25 @@ mod tests {
         strip_own(&mut h2, CookieNames { secure: false });
         assert_eq!(h2.headers.get_all("cookie").iter().count(), 1);
         assert_eq!(h2.headers.get("cookie").unwrap(), "a=1");
+    }
+
+    #[test]
+    fn whatever_is_read_as_ours_is_also_stripped() {
+        for header in [
+            format!("a=1;\tjitgate_session={TOKEN}"),
+            format!("jitgate_session = {TOKEN} ; b=2"),
+        ] {
+            let mut r = req(&[&header]);
+            assert_eq!(
+                read(&r, "jitgate_session"),
+                CookieValue::Token(TOKEN),
+                "{header}"
+            );
+            strip_own(&mut r, CookieNames { secure: false });
+            let left = r.headers.get("cookie").unwrap().to_str().unwrap();
+            assert!(!left.contains("jitgate"), "{header:?} left {left:?}");
+            assert!(left.starts_with("a=1") || left == "b=2", "{left:?}");
+        }
     }
 
     #[test]

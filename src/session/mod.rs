@@ -13,17 +13,19 @@
 //! every app down. A session the replica does not hold cannot be checked and gets a 503.
 
 pub mod cookie;
+mod near_cache;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use moka::sync::Cache;
-use prometheus::{IntCounter, IntCounterVec};
+use prometheus::IntCounter;
 
 use crate::cache_key::KeyHasherBuilder;
 use crate::clock::now_secs;
 use crate::config::SessionSettings;
 use crate::identity::Identity;
+use crate::metrics::hot::HotCounter;
 use crate::random;
 use crate::store::{SessionRecord, Store, StoreError, StoreOutage};
 
@@ -51,9 +53,10 @@ impl ActiveSession {
     }
 }
 
-/// The session id's 32 random bytes: the cache key. (The store only ever sees their SHA-256;
-/// hashing on every cache hit would cost more than the rest of the session check.)
-type SessionKey = [u8; 32];
+/// The session id as the cookie carries it: the cache key. (The store only ever sees its
+/// SHA-256; hashing, or even decoding, on every cache hit would cost more than the rest of
+/// the session check.)
+type SessionKey = [u8; random::TOKEN_LEN];
 
 /// Why a presented session id does not give access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +82,14 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     cache: Cache<SessionKey, Arc<ActiveSession>, KeyHasherBuilder>,
     settings: SessionSettings,
-    hits: IntCounter,
+    hits: Arc<HotCounter>,
     misses: IntCounter,
     /// Hosts and issuers are few and repeat in every session: keep one copy of each.
     shared_text: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
     /// When (seconds) a store read last failed; see the module comment.
     store_outage: StoreOutage,
+    /// Per-thread copies of the latest hits (see `near_cache`).
+    near: near_cache::NearCache,
 }
 
 /// A new session's id, for the cookie, and its record.
@@ -94,12 +99,13 @@ pub struct NewSession {
 }
 
 impl Sessions {
-    /// `lookups` is a counter with one label, `result`, that gets `hit` or `miss`.
+    /// `hits` and `misses` count cache lookups.
     pub fn new(
         store: Arc<dyn Store>,
         settings: SessionSettings,
         capacity: u64,
-        lookups: &IntCounterVec,
+        hits: Arc<HotCounter>,
+        misses: IntCounter,
     ) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity)
@@ -110,10 +116,11 @@ impl Sessions {
             store,
             cache,
             settings,
-            hits: lookups.with_label_values(&["hit"]),
-            misses: lookups.with_label_values(&["miss"]),
+            hits,
+            misses,
             shared_text: Default::default(),
             store_outage: StoreOutage::default(),
+            near: near_cache::NearCache::default(),
         }
     }
 
@@ -127,12 +134,12 @@ impl Sessions {
         token: &str,
         host: &str,
     ) -> Result<Result<Arc<ActiveSession>, SessionEnd>, SessionError> {
-        let Some(key) = random::decode_token(token) else {
+        let Some(key) = random::token_key(token) else {
             return Ok(Err(SessionEnd::Unknown));
         };
         let now = now_secs();
         let revalidate_after = self.settings.revalidate_after.as_secs() as i64;
-        let session = match self.cache.get(&key) {
+        let session = match self.lookup(&key, now) {
             Some(s)
                 if now - s.loaded_at < revalidate_after
                     || self.store_outage.within(now, revalidate_after) =>
@@ -156,6 +163,7 @@ impl Sessions {
         if let Err(end) = self.admit(&session, host, now) {
             if end != SessionEnd::WrongHost {
                 self.cache.invalidate(&key);
+                self.near.invalidate();
                 // The session has ended whether or not the store hears of it now: its
                 // timestamps end it on every replica, and the sweep deletes the row later.
                 if let Err(e) = self.store.delete_session(&session.id_hash()).await {
@@ -172,9 +180,23 @@ impl Sessions {
     /// cache-hit path alone.
     pub fn resolve_cached(&self, token: &str, host: &str) -> Option<Arc<ActiveSession>> {
         let now = now_secs();
-        let s = self.cache.get(&random::decode_token(token)?)?;
+        let s = self.lookup(&random::token_key(token)?, now)?;
         self.admit(&s, host, now).ok()?;
         Some(s)
+    }
+
+    /// The cached session for `key`: this thread's copy if it has a fresh one, else the
+    /// shared cache's.
+    fn lookup(&self, key: &SessionKey, now: i64) -> Option<Arc<ActiveSession>> {
+        // A copy due for revalidation goes the long way, where the store is asked.
+        let loaded_since = now - self.settings.revalidate_after.as_secs() as i64 + 1;
+        let miss = match self.near.get(key, now, loaded_since) {
+            Ok(session) => return Some(session),
+            Err(miss) => miss,
+        };
+        let session = self.cache.get(key)?;
+        self.near.put(miss, key, &session, now);
+        Some(session)
     }
 
     /// The checks every use of a session passes: timeouts, then the host the cookie was
@@ -183,14 +205,18 @@ impl Sessions {
         if now - s.login_at >= self.settings.absolute_timeout.as_secs() as i64 {
             return Err(SessionEnd::AbsoluteTimeout);
         }
-        if now - s.last_seen.load(Ordering::Relaxed) >= self.settings.idle_timeout.as_secs() as i64
-        {
+        let last_seen = s.last_seen.load(Ordering::Relaxed);
+        if now - last_seen >= self.settings.idle_timeout.as_secs() as i64 {
             return Err(SessionEnd::IdleTimeout);
         }
         if &*s.host != host {
             return Err(SessionEnd::WrongHost);
         }
-        s.last_seen.store(now, Ordering::Relaxed);
+        // Written at most once a second: a session's requests run on every worker thread,
+        // and a store on each would make them all fight over this cache line.
+        if last_seen < now {
+            s.last_seen.store(now, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -271,7 +297,7 @@ impl Sessions {
 
     /// Puts a stored record into this replica's cache under its session id.
     pub fn remember(&self, token: &str, record: &SessionRecord) -> Result<(), SessionError> {
-        let key = random::decode_token(token)
+        let key = random::token_key(token)
             .ok_or_else(|| StoreError::Corrupt("session id is not a token".into()))?;
         let active = self.active_from_record(record, now_secs())?;
         self.cache.insert(key, Arc::new(active));
@@ -306,6 +332,7 @@ impl Sessions {
             tracing::error!(error = %e, "cannot drop ended sessions from the cache; clearing it");
             self.cache.invalidate_all();
         }
+        self.near.invalidate();
     }
 
     /// Number of cached sessions (for metrics and benches).

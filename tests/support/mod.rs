@@ -419,6 +419,20 @@ pub fn echoed_headers(page: &Page) -> serde_json::Map<String, Value> {
     v["headers"].as_object().cloned().unwrap_or_default()
 }
 
+/// The session cookie a sign-in chain set on the app's host (the last one it set: the
+/// first is the auth host's).
+pub fn session_cookie(chain: &[Page]) -> String {
+    chain
+        .iter()
+        .flat_map(|p| p.set_cookies.iter())
+        .rev()
+        .find_map(|c| {
+            let v = c.strip_prefix("jitgate_session=")?.split(';').next()?;
+            (!v.is_empty()).then(|| v.to_string())
+        })
+        .expect("a session cookie")
+}
+
 /// Sends raw bytes to jitgate and returns the raw answer (for requests no client would make).
 pub fn raw_request(port: u16, request: &str) -> String {
     use std::io::{Read, Write};

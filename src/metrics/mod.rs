@@ -1,18 +1,29 @@
 //! Prometheus metrics, registered once at start-up into jitgate's own registry.
 //!
-//! Labels are bounded: app names come from policy files, outcomes from fixed lists.
+//! Labels are bounded: app names come from policy files, outcomes from fixed lists. What
+//! every forwarded request counts is kept per worker thread (see [`hot`]) and added up when
+//! `/metrics` is scraped.
+
+pub mod hot;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-/// One app's hot-path metrics, looked up by label once per policy load instead of three
-/// times per request.
-#[derive(Clone, Debug)]
+use hot::{DecisionLatency, HotCounter, HotHistogram};
+
+/// One app's per-request metrics: one set per app name, kept across policy reloads.
+#[derive(Debug, Default)]
 pub struct AppMetrics {
-    pub forwarded: prometheus::IntCounter,
-    pub allowed: prometheus::IntCounter,
-    pub decision_latency: prometheus::Histogram,
+    /// Exported as `requests_total{app, outcome="forwarded"}`.
+    pub forwarded: HotCounter,
+    /// Exported as `decisions_total{app, result="allow"}`.
+    pub allowed: HotCounter,
+    /// Exported as `decision_seconds{app}`.
+    pub decision_latency: HotHistogram,
 }
 
 #[derive(Clone)]
@@ -22,8 +33,10 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Policy decisions by app and result (`allow`/`deny`).
     pub decisions: IntCounterVec,
-    /// Time spent in jitgate before the request is forwarded or answered.
-    pub decision_latency: HistogramVec,
+    /// Per-request metrics by app (see [`AppMetrics`]).
+    apps: Arc<Mutex<HashMap<String, Arc<AppMetrics>>>>,
+    /// Session cache hits (exported as `session_cache_total{result="hit"}`).
+    pub session_hits: Arc<HotCounter>,
     /// Logins by result.
     pub logins: IntCounterVec,
     /// Session cache lookups by result (`hit`/`miss`).
@@ -50,16 +63,7 @@ impl Metrics {
             Opts::new("decisions_total", "Policy decisions by app and result"),
             &["app", "result"],
         )?;
-        let decision_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "decision_seconds",
-                "Time from request head to forward/answer decision",
-            )
-            .buckets(vec![
-                0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.01, 0.1, 1.0,
-            ]),
-            &["app"],
-        )?;
+        let apps = Arc::new(Mutex::new(HashMap::new()));
         let logins =
             IntCounterVec::new(Opts::new("logins_total", "Logins by result"), &["result"])?;
         let session_cache = IntCounterVec::new(
@@ -100,7 +104,7 @@ impl Metrics {
         registry.register(Box::new(provisioning_errors.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
-        registry.register(Box::new(decision_latency.clone()))?;
+        registry.register(Box::new(DecisionLatency::new(apps.clone())?))?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(session_cache.clone()))?;
         registry.register(Box::new(sessions_cached.clone()))?;
@@ -109,7 +113,8 @@ impl Metrics {
             registry,
             requests,
             decisions,
-            decision_latency,
+            apps,
+            session_hits: Arc::default(),
             logins,
             session_cache,
             sessions_cached,
@@ -120,17 +125,31 @@ impl Metrics {
         })
     }
 
-    /// The handles one app's forwarded requests use, resolved once (see [`AppMetrics`]).
-    pub fn for_app(&self, app: &str) -> AppMetrics {
-        AppMetrics {
-            forwarded: self.requests.with_label_values(&[app, "forwarded"]),
-            allowed: self.decisions.with_label_values(&[app, "allow"]),
-            decision_latency: self.decision_latency.with_label_values(&[app]),
+    /// The per-request metrics of `app` (the same ones again after a policy reload).
+    pub fn for_app(&self, app: &str) -> Arc<AppMetrics> {
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.entry(app.to_string()).or_default().clone()
+    }
+
+    /// Adds the per-thread counts to their prometheus series.
+    fn flush(&self) {
+        let apps: Vec<(String, Arc<AppMetrics>)> = {
+            let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+            apps.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (app, m) in apps {
+            m.forwarded
+                .flush_into(&self.requests.with_label_values(&[&app, "forwarded"]));
+            m.allowed
+                .flush_into(&self.decisions.with_label_values(&[&app, "allow"]));
         }
+        self.session_hits
+            .flush_into(&self.session_cache.with_label_values(&["hit"]));
     }
 
     /// The text exposition format.
     pub fn render(&self) -> Vec<u8> {
+        self.flush();
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "cannot encode metrics");
