@@ -4,17 +4,20 @@
 # as a plain reverse proxy, all in front of the same upstream (a static nginx answer).
 # A fourth target, "headers", is the same passthrough making only jitgate's header edits
 # (PASSTHROUGH_HEADERS=1): what pingora's header API costs before any of jitgate's checks.
-# Prints each target's requests/s per round, the medians, and the ratios.
 #
-#   bash benches/load.sh                 # 3 rounds of 10 s per target
-#   ROUNDS=5 DURATION=20s CONNS=128 bash benches/load.sh
+# A shared VM's speed drifts by tens of percent within seconds, so the targets take turns in
+# short slices, many rounds, starting each round with a different target; every ratio is
+# taken within one round and the median of those is the result.
+#
+#   bash benches/load.sh                 # 20 rounds of 2 s per target (about 3 minutes)
+#   ROUNDS=40 DURATION=3s CONNS=128 bash benches/load.sh
 #
 # Everything listens on 127.0.0.1 only; the run stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-20}
+DURATION=${DURATION:-2s}
 CONNS=${CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 PROXY_THREADS=${PROXY_THREADS:-2}
@@ -120,8 +123,6 @@ answer=$(curl -s -H "Cookie: jitgate_session=$session" "$JITGATE/")
 [ "$answer" = "hello from the upstream" ] || { echo "jitgate did not forward: $answer" >&2; exit 1; }
 
 declare -A url=( [nginx]="http://127.0.0.1:$NGINX_PORT/" [pingora]="http://127.0.0.1:$PINGORA_PORT/" [headers]="http://127.0.0.1:$HEADERS_PORT/" [jitgate]="$JITGATE/" )
-declare -A rates
-paired=""
 run() { # $1 target
   # Every target gets the very same request, session cookie included: the plain proxies
   # forward it untouched, jitgate checks it, strips it and adds the identity headers.
@@ -133,32 +134,49 @@ run() { # $1 target
 }
 
 echo "== $ROUNDS rounds, $DURATION each, $CONNS connections, wrk threads $WRK_THREADS, proxy threads $PROXY_THREADS"
+targets=(nginx pingora headers jitgate)
+results="$work/results"
+: > "$results"
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round:"
-  declare -A this=()
-  for target in nginx pingora headers jitgate; do
+  for i in 0 1 2 3; do
+    # Each round starts with another target, so none is always first or last.
+    target=${targets[$(( (i + round) % 4 ))]}
     rate=$(run "$target")
-    rates[$target]+="$rate "
-    this[$target]=$rate
+    [ -n "$rate" ] || exit 1
+    echo "$round $target $rate" >> "$results"
     line+=" $target $rate/s"
   done
-  # The same round's pingora and jitgate runs are seconds apart: their ratio drifts less
-  # with the machine's other load than a ratio of medians does.
-  paired+="$(awk -v j="${this[jitgate]}" -v p="${this[pingora]}" 'BEGIN { printf "%.3f", j / p }') "
   echo "$line"
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-n=$(median <<<"${rates[nginx]}"); p=$(median <<<"${rates[pingora]}"); j=$(median <<<"${rates[jitgate]}")
-h=$(median <<<"${rates[headers]}")
 echo
-echo "median requests/s: nginx $n, pingora passthrough $p, pingora + jitgate's header edits $h, jitgate (logged in) $j"
-awk -v n="$n" -v p="$p" -v j="$j" -v h="$h" 'BEGIN {
-  printf "jitgate / pingora passthrough: %.2f (target >= 0.90; ratio of the medians)\n", j / p
-  printf "jitgate / nginx:               %.2f\n", j / n
-  printf "pingora / nginx:               %.2f\n", p / n
-  printf "header edits only / pingora:   %.2f (pingora header API alone)\n", h / p
-  printf "jitgate / header edits only:   %.2f (jitgate own checks)\n", j / h
-}'
-sorted=$(tr ' ' '\n' <<<"$paired" | grep -v '^$' | sort -n | paste -sd' ')
-echo "jitgate / pingora within each round: $sorted (median $(median <<<"$paired"))"
+awk '
+  function median(list, n,   sorted, i, j, t) {
+    for (i = 1; i <= n; i++) sorted[i] = list[i]
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && sorted[j-1] > sorted[j]; j--) {
+      t = sorted[j]; sorted[j] = sorted[j-1]; sorted[j-1] = t }
+    return n % 2 ? sorted[(n+1)/2] : (sorted[n/2] + sorted[n/2+1]) / 2
+  }
+  function quartiles(list, n,   sorted, i, j, t) {
+    for (i = 1; i <= n; i++) sorted[i] = list[i]
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && sorted[j-1] > sorted[j]; j--) {
+      t = sorted[j]; sorted[j] = sorted[j-1]; sorted[j-1] = t }
+    return sprintf("%.2f-%.2f", sorted[int(n/4)+1], sorted[int(3*n/4)+ (n%4 ? 1 : 0)])
+  }
+  { rate[$1, $2] = $3; total[$2] += $3; rounds = $1 > rounds ? $1 : rounds }
+  END {
+    for (r = 1; r <= rounds; r++) {
+      n[r] = rate[r, "nginx"]; p[r] = rate[r, "pingora"]; h[r] = rate[r, "headers"]; j[r] = rate[r, "jitgate"]
+      jp[r] = j[r] / p[r]; jn[r] = j[r] / n[r]; pn[r] = p[r] / n[r]; hp[r] = h[r] / p[r]; jh[r] = j[r] / h[r]
+    }
+    printf "median requests/s: nginx %d, pingora passthrough %d, pingora + jitgate'"'"'s header edits %d, jitgate (logged in) %d\n",
+      median(n, rounds), median(p, rounds), median(h, rounds), median(j, rounds)
+    printf "ratios within each round, median (middle half):\n"
+    printf "  jitgate / pingora passthrough: %.3f (%s)  target >= 0.90; ratio of totals %.3f\n",
+      median(jp, rounds), quartiles(jp, rounds), total["jitgate"] / total["pingora"]
+    printf "  jitgate / nginx:               %.3f (%s)\n", median(jn, rounds), quartiles(jn, rounds)
+    printf "  pingora / nginx:               %.3f (%s)\n", median(pn, rounds), quartiles(pn, rounds)
+    printf "  header edits only / pingora:   %.3f (%s)  pingora header API alone\n", median(hp, rounds), quartiles(hp, rounds)
+    printf "  jitgate / header edits only:   %.3f (%s)  jitgate own checks\n", median(jh, rounds), quartiles(jh, rounds)
+  }' "$results"
