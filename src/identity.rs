@@ -293,6 +293,11 @@ impl SpoofableHeaders {
         }
     }
 
+    /// True if `key` (in [`header_key`] form) is one of them.
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k == key)
+    }
+
     fn matches(&self, name: &str) -> bool {
         self.lengths & (1 << name.len().min(63)) != 0 && self.keys.iter().any(|k| same_key(name, k))
     }

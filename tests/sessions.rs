@@ -44,6 +44,32 @@ fn backchannel_logout_from_the_idp_ends_the_session() {
 }
 
 #[test]
+fn a_session_ended_elsewhere_is_not_served_again_during_a_later_store_outage() {
+    let db = support::process::ScratchDb::create();
+    let jg = Jitgate::start(Options {
+        store: Some(db.url.clone()),
+        ..Options::default()
+    });
+    let browser = jg.browser();
+    support::sign_in(&browser, &jg.app_url("/"), &ALICE);
+    assert_eq!(browser.get_json(&jg.app_url("/")).status, 200);
+
+    // Another replica ends the session: its row leaves the shared store.
+    db.execute("DELETE FROM sessions");
+    // Once this replica's copy is due for revalidation (1 s in tests), it learns that too...
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let after = browser.get_json(&jg.app_url("/"));
+    assert!(is_login_redirect(&after), "{after:?}");
+    // ...and does not fall back to its old copy when the store then goes away.
+    db.cut_off();
+    for _ in 0..3 {
+        let during = browser.get_json(&jg.app_url("/"));
+        assert_ne!(during.status, 200, "ended session served again: {during:?}");
+    }
+    db.restore();
+}
+
+#[test]
 fn invalid_logout_tokens_get_400_and_end_nothing() {
     let forge = ForgeIdp::new();
     let jg = Jitgate::start(Options {

@@ -336,22 +336,6 @@ fn validate(
             Err(msg) => report.at(header.span(), msg),
         }
     }
-    let request_id_header = raw.identity.request_id_header.as_ref().and_then(|header| {
-        let name = identity_header_name(header)
-            .map_err(|msg| report.at(header.span(), msg))
-            .ok()?;
-        if identity_headers.iter().any(|h| h.name == name) {
-            report.at(
-                header.span(),
-                format!("`{}` already carries a claim", header.trim()),
-            );
-            return None;
-        }
-        let key = header_key(name.as_str());
-        strip.add(key);
-        Some(wire_name(header.trim()))
-    });
-
     if raw.routes.is_empty() {
         report.at(
             raw.app.span(),
@@ -367,6 +351,31 @@ fn validate(
             strip.add(key);
         }
     }
+    let request_id_header = raw.identity.request_id_header.as_ref().and_then(|header| {
+        let name = identity_header_name(header)
+            .map_err(|msg| report.at(header.span(), msg))
+            .ok()?;
+        let key = header_key(name.as_str());
+        let taken = identity_headers.iter().any(|h| h.name == name)
+            || grant_types
+                .iter()
+                .any(|k| k.headers.iter().any(|(h, _, _)| *h == name))
+            || (strip.contains(&key) && key != "x-jitgate-request-id");
+        let problem = if !key.starts_with("x-") || REQUEST_ID_HEADER_REFUSED.contains(&key.as_str())
+        {
+            Some("must be an `X-` header that neither HTTP nor browsers give a meaning to, e.g. `X-Request-Id`")
+        } else if taken {
+            Some("is already an identity or grant header: the app could mistake the id for one")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            report.at(header.span(), format!("`{}` {problem}", header.trim()));
+            return None;
+        }
+        strip.add(key);
+        Some(wire_name(header.trim()))
+    });
     for route in &raw.routes {
         if let Some(e) = &route.elevate {
             if !grant_types.iter().any(|g| g.name == e.trim()) {
@@ -581,6 +590,20 @@ pub fn wire_name(name: &str) -> &'static str {
     names.insert(leaked);
     leaked
 }
+
+/// `X-` headers that browsers or proxies act on: never a request id (it also goes on answers).
+const REQUEST_ID_HEADER_REFUSED: &[&str] = &[
+    "x-frame-options",
+    "x-content-type-options",
+    "x-xss-protection",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "x-dns-prefetch-control",
+    "x-permitted-cross-domain-policies",
+];
 
 /// Header names jitgate may set; connection-level and credential headers are refused.
 fn identity_header_name(header: &Spanned<String>) -> Result<HeaderName, String> {

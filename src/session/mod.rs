@@ -150,7 +150,15 @@ impl Sessions {
             // Boxed so the (rare) store round trip does not grow every request's future.
             stale => match Box::pin(self.load(token, key, now)).await {
                 Ok(Some(s)) => s,
-                Ok(None) => return Ok(Err(SessionEnd::Unknown)),
+                Ok(None) => {
+                    // Ended elsewhere (e.g. logout on another replica): never serve the
+                    // cached copy again, not even during a later store outage.
+                    if stale.is_some() {
+                        self.cache.invalidate(&key);
+                        self.near.invalidate();
+                    }
+                    return Ok(Err(SessionEnd::Unknown));
+                }
                 Err(e @ SessionError::Store(_)) => {
                     self.store_outage.failed(now);
                     let Some(s) = stale else { return Err(e) };
@@ -311,8 +319,11 @@ impl Sessions {
 
     /// Ends one session everywhere this replica can see.
     pub async fn end(&self, id_hash: &str) -> Result<bool, SessionError> {
+        // Store first: a lookup that reads the store after `forget` then finds nothing to
+        // cache again.
+        let deleted = self.store.delete_session(id_hash).await;
         self.forget(&[id_hash.to_string()]);
-        Ok(self.store.delete_session(id_hash).await?)
+        Ok(deleted?)
     }
 
     /// Drops sessions from this replica's cache (after the store already deleted them).

@@ -53,8 +53,8 @@ thread_local! {
 }
 
 fn slot_index(key: &SessionKey) -> usize {
-    // Session ids are random: two of their characters spread the slots well enough.
-    (usize::from(key[0]) << 6 ^ usize::from(key[1])) % SLOTS
+    // Session ids are random base64url: the low bits of three characters spread them well.
+    (usize::from(key[0]) ^ usize::from(key[1]) << 2 ^ usize::from(key[2]) << 4) % SLOTS
 }
 
 impl Default for NearCache {

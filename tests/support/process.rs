@@ -136,6 +136,11 @@ impl ScratchDb {
         );
     }
 
+    /// Runs one statement in the scratch database (what another replica would do).
+    pub fn execute(&self, sql: &str) {
+        psql(&self.url, sql);
+    }
+
     /// Ends the outage started by [`Self::cut_off`].
     pub fn restore(&self) {
         psql(
