@@ -37,7 +37,7 @@ use crate::denial::Denial;
 use crate::gate::Gate;
 use crate::identity;
 use crate::login::{self, OwnRequest, Reply};
-use crate::policy::{normalize_path, AppPolicy, RouteDenied};
+use crate::policy::{normalize_path, without_path_parameters, AppPolicy, RouteDenied};
 use crate::random;
 use crate::session::cookie::{self, CookieValue};
 use crate::session::{ActiveSession, SessionEnd};
@@ -237,6 +237,19 @@ impl ProxyHttp for JitgateProxy {
                 e,
             )
         };
+        // An absolute-form target (`GET http://host/path`) was judged on its path: the app
+        // gets that path, in origin form. (Every other form was refused in `admit`.)
+        if upstream.raw_path().first() != Some(&b'/') {
+            let origin = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let uri = http::Uri::try_from(origin).map_err(|e| {
+                Error::because(
+                    ErrorType::Custom(NOT_FORWARDABLE),
+                    "cannot write the request target for the app",
+                    e,
+                )
+            })?;
+            upstream.set_uri(uri);
+        }
         // Removals first: they leave room in the header map for what is added after.
         identity::strip_spoofed(upstream, &app.strip_header_keys);
         cookie::strip_own(upstream, self.gate.cookies);
@@ -346,6 +359,9 @@ impl JitgateProxy {
         let app = gate.policies.load().app_for_host(&host).cloned();
 
         let req = session.req_header();
+        if !target_is_forwarded_as_judged(req) {
+            return Err(Denial::BadRequest("unsupported request target"));
+        }
         let path = req.uri.path();
         if let Some(endpoint) = path.strip_prefix(login::PREFIX) {
             if app.is_none() && !gate.is_auth_host(&host) {
@@ -387,6 +403,16 @@ impl JitgateProxy {
         let app: &Arc<AppPolicy> = admitted_app.insert(app.ok_or(Denial::UnknownHost)?);
         let normalized =
             normalize_path(path).map_err(|_| Denial::BadRequest("ambiguous or malformed path"))?;
+        // `;` starts path parameters for some servers (Tomcat, Jetty: `/admin;x/users` is
+        // `/admin/users`) and is a plain character for others: the path must fall under the
+        // same route either way.
+        match without_path_parameters(&normalized) {
+            Ok(None) => {}
+            Ok(Some(stripped))
+                if app.route_index(&req.method, &stripped)
+                    == app.route_index(&req.method, &normalized) => {}
+            _ => return Err(Denial::BadRequest("ambiguous path parameters")),
+        }
 
         let token = match cookie::read(req, gate.cookies.session()) {
             CookieValue::Token(t) => t,
@@ -619,6 +645,21 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Denial>
 
 /// The request's host, lower case, without port: from `Host`, or the URI under HTTP/2.
 /// Borrowed when the host is already in that form, as nearly every browser sends it.
+/// Whether the bytes pingora will send as the app's request target are the path `admit`
+/// judges (`req.uri`): true for origin-form (`/path`), and for absolute-form
+/// (`http://host/path`), which `upstream_request_filter` rewrites to its path. pingora keeps
+/// other forms (`x:/admin` reads as `/` in the URI) and non-UTF-8 targets verbatim for the
+/// wire, so the app would get a path nobody judged: those are refused.
+fn target_is_forwarded_as_judged(req: &RequestHeader) -> bool {
+    let raw = req.raw_path();
+    let scheme = |s: &[u8]| {
+        raw.get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    };
+    req.raw_path_is_utf8()
+        && (raw.first() == Some(&b'/') || scheme(b"http://") || scheme(b"https://"))
+}
+
 pub fn request_host(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
     let raw = match req.headers.get(http::header::HOST) {
         Some(h) => h.as_bytes(),

@@ -82,13 +82,72 @@ fn routes_are_matched_in_order_with_default_deny() {
     for path in ["/x/../admin", "/x/%2e%2e/admin", "/a%2fb", "/a%00b"] {
         let answer = support::raw_request(
             jg.port,
-            &format!("GET {path} HTTP/1.1\r\nHost: wiki.example.test\r\nConnection: close\r\n\r\n"),
+            format!("GET {path} HTTP/1.1\r\nHost: wiki.example.test\r\nConnection: close\r\n\r\n"),
         );
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
         assert!(answer.contains("Request id"), "{path}: {answer}");
     }
     let alice = jg.browser();
     support::sign_in(&alice, &jg.app_url("/admin"), &ALICE);
+}
+
+#[test]
+fn the_app_receives_the_path_the_route_was_decided_on() {
+    let jg = Jitgate::start(Options::default());
+    let bob = jg.browser();
+    let cookie = support::session_cookie(&bob.login(&jg.app_url("/"), &BOB));
+    let get = |target: &[u8]| {
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(target);
+        request.extend_from_slice(
+            format!(
+                " HTTP/1.1\r\nHost: wiki.example.test\r\nCookie: jitgate_session={cookie}\r\n\
+                 Accept: application/json\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        support::raw_request(jg.port, request)
+    };
+    let status = |answer: &str| answer.get(9..12).unwrap_or("").to_string();
+    let target = |answer: &str| {
+        let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let echo: serde_json::Value = serde_json::from_str(body).expect("an echo");
+        echo["target"].as_str().unwrap_or_default().to_string()
+    };
+
+    // pingora reads these targets as `/` but would send them on as they came: jitgate's 400.
+    for refused in [&b"x:/admin/users"[..], b"*", b"?q=/admin"] {
+        let answer = get(refused);
+        assert_eq!(status(&answer), "400", "{refused:?}: {answer}");
+        assert!(answer.contains("Request id"), "{refused:?}: {answer}");
+    }
+    // A target that is not UTF-8 (`\xC0\xAE` is an overlong `.`) is refused too (by pingora).
+    let answer = get(b"/docs/\xC0\xAE/admin");
+    assert_eq!(status(&answer), "400", "{answer}");
+    assert!(!answer.contains("\"target\""), "{answer}");
+    // Absolute form: judged on its path, and the app gets that path in origin form.
+    assert_eq!(status(&get(b"http://wiki.example.test/admin/users")), "403");
+    let answer = get(b"HTTP://wiki.example.test/docs?page=2");
+    assert_eq!(status(&answer), "200", "{answer}");
+    assert_eq!(target(&answer), "/docs?page=2");
+
+    // `;` path parameters (Tomcat reads `/admin;x/users` as `/admin/users`).
+    for refused in [
+        &b"/admin;x/users"[..],
+        b"/docs/..;/admin/users",
+        b"/%252e%252e/admin",
+    ] {
+        let answer = get(refused);
+        assert_eq!(status(&answer), "400", "{refused:?}: {answer}");
+    }
+    // Under the same route either way: forwarded untouched.
+    let answer = get(b"/docs/page;jsessionid=ABC");
+    assert_eq!(status(&answer), "200", "{answer}");
+    assert_eq!(target(&answer), "/docs/page;jsessionid=ABC");
+    // An origin-form target reaches the app byte for byte.
+    let answer = get(b"/docs//a/%7Euser?x=%2F");
+    assert_eq!(status(&answer), "200", "{answer}");
+    assert_eq!(target(&answer), "/docs//a/%7Euser?x=%2F");
 }
 
 #[test]
@@ -146,7 +205,7 @@ fn naming_identity_headers_in_connection_does_not_remove_them() {
     // client must not be able to drop the ones jitgate adds that way.
     let answer = support::raw_request(
         jg.port,
-        &format!(
+        format!(
             "GET / HTTP/1.1\r\nHost: wiki.example.test\r\nCookie: jitgate_session={cookie}\r\n\
              Accept: application/json\r\nConnection: close, X-Forwarded-User, x-forwarded-groups\r\n\
              X-Forwarded-User: admin\r\n\r\n"
@@ -247,7 +306,7 @@ fn logout_ends_the_session_and_signs_out_at_the_idp() {
     let with_old_cookie = || {
         support::raw_request(
             jg.port,
-            &format!(
+            format!(
                 "GET / HTTP/1.1\r\nHost: wiki.example.test\r\nCookie: jitgate_session={cookie}\r\n\
                  Connection: close\r\n\r\n"
             ),

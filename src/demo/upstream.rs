@@ -45,6 +45,8 @@ impl ServeHttp for EchoApp {
         let echo = json!({
             "method": req.method.as_str(),
             "path": req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            // The request target exactly as it arrived (the URI above is pingora's reading).
+            "target": String::from_utf8_lossy(req.raw_path()),
             "headers": headers,
         });
         let wants_json = req

@@ -25,7 +25,7 @@ use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
 use crate::identity::{header_key, Identity};
 use crate::provision::connector::Connector;
 use file::PolicyFile;
-pub use path_pattern::{normalize_path, PathError, PathPattern};
+pub use path_pattern::{normalize_path, without_path_parameters, PathError, PathPattern};
 
 /// Headers that commonly carry identity to apps; always stripped from incoming requests, in
 /// addition to whatever a policy configures.
@@ -175,6 +175,14 @@ pub enum RouteDenied {
 }
 
 impl AppPolicy {
+    /// Which route (by position) a request for `normalized_path` falls under, if any.
+    pub fn route_index(&self, method: &Method, normalized_path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| {
+            r.methods.as_ref().is_none_or(|m| m.contains(method))
+                && r.pattern.matches(normalized_path)
+        })
+    }
+
     /// The first route matching `method` and `normalized_path` decides; none means deny.
     pub fn decide(
         &self,
@@ -182,15 +190,10 @@ impl AppPolicy {
         normalized_path: &str,
         identity: &Identity,
     ) -> Result<Permitted, RouteDenied> {
-        let (index, route) = self
-            .routes
-            .iter()
-            .enumerate()
-            .find(|(_, r)| {
-                r.methods.as_ref().is_none_or(|m| m.contains(method))
-                    && r.pattern.matches(normalized_path)
-            })
+        let index = self
+            .route_index(method, normalized_path)
             .ok_or(RouteDenied::NoRoute)?;
+        let route = self.routes.get(index).ok_or(RouteDenied::NoRoute)?;
         if route.allow.admits(identity) {
             Ok(Permitted { route: index })
         } else {

@@ -82,14 +82,16 @@ pub enum PathError {
     NotAbsolute,
     #[error("the path contains an invalid percent-encoding")]
     BadEncoding,
-    #[error("the path contains dot segments, encoded slashes, backslashes or control characters")]
+    #[error(
+        "the path contains dot segments, encoded slashes or %, backslashes or control characters"
+    )]
     Ambiguous,
 }
 
 /// Decodes the path part of a request target for matching (the query is dropped).
 ///
 /// Percent-encoded octets are decoded; `//` runs collapse. Refused: `.`/`..` segments (also
-/// when encoded), `%2F`, `%5C`, `\`, `%00` and other control characters.
+/// when encoded), `%2F`, `%5C`, `%25`, `\`, `%00` and other control characters.
 pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
     let end = target.find(['?', '#']).unwrap_or(target.len());
     let path = target.get(..end).unwrap_or("");
@@ -108,7 +110,9 @@ pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
             let value = hex_pair(hex).ok_or(PathError::BadEncoding)?;
-            if value == b'/' || value == b'\\' {
+            // `%25` would leave a `%` that an app decoding twice reads as another escape
+            // (`%252e%252e` -> `..`).
+            if matches!(value, b'/' | b'\\' | b'%') {
                 return Err(PathError::Ambiguous);
             }
             decoded.push(value);
@@ -134,6 +138,28 @@ pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
         out.push('/');
     }
     Ok(Cow::Owned(out))
+}
+
+/// The normalised path as servers that take `;` for the start of path parameters read it
+/// (Tomcat, Jetty: `/a;x=1/b;y` is `/a/b`); `None` if it has no `;`. Refused: a segment
+/// that is empty, `.` or `..` once its parameters are gone (`/x/..;/admin`).
+pub fn without_path_parameters(normalized: &str) -> Result<Option<String>, PathError> {
+    if !normalized.contains(';') {
+        return Ok(None);
+    }
+    let mut out = String::with_capacity(normalized.len());
+    for segment in normalized.split('/').filter(|s| !s.is_empty()) {
+        let name = segment.split(';').next().unwrap_or_default();
+        if matches!(name, "" | "." | "..") {
+            return Err(PathError::Ambiguous);
+        }
+        out.push('/');
+        out.push_str(name);
+    }
+    if out.is_empty() || normalized.ends_with('/') {
+        out.push('/');
+    }
+    Ok(Some(out))
 }
 
 /// True if `path` (which starts with `/`) has nothing to decode, collapse or refuse: no `%`,
@@ -228,9 +254,40 @@ mod tests {
             "/a%00",
             "/a%zz",
             "/a%4",
+            "/%252e%252e/admin",
+            "/a%25",
             "a/b",
         ] {
             assert!(normalize_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_read_the_way_tomcat_reads_them() {
+        let strip = |p: &str| without_path_parameters(&normalize_path(p).unwrap());
+        assert_eq!(strip("/docs/a").unwrap(), None);
+        assert_eq!(
+            strip("/admin;x/users").unwrap().as_deref(),
+            Some("/admin/users")
+        );
+        assert_eq!(
+            strip("/app/page;jsessionid=ABC").unwrap().as_deref(),
+            Some("/app/page")
+        );
+        assert_eq!(strip("/a;b=1;c/").unwrap().as_deref(), Some("/a/"));
+        // An encoded `;` is decoded first: both readings are then checked by the caller.
+        assert_eq!(
+            strip("/admin%3Bx/users").unwrap().as_deref(),
+            Some("/admin/users")
+        );
+        for bad in [
+            "/x/..;/admin",
+            "/x/.;a/b",
+            "/a/;x/b",
+            "/;x",
+            "/x/%2e%2e;/admin",
+        ] {
+            assert_eq!(strip(bad), Err(PathError::Ambiguous), "{bad}");
         }
     }
 }

@@ -434,13 +434,13 @@ pub fn session_cookie(chain: &[Page]) -> String {
 }
 
 /// Sends raw bytes to jitgate and returns the raw answer (for requests no client would make).
-pub fn raw_request(port: u16, request: &str) -> String {
+pub fn raw_request(port: u16, request: impl AsRef<[u8]>) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(request.as_ref()).expect("write");
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
