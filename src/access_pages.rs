@@ -64,12 +64,12 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
     let token = match cookie::read(req.header, gate.cookies.session()) {
         CookieValue::Token(t) => t,
         _ if post => return Err(Denial::LoginRequired),
-        _ => return Err(Denial::LoginRedirect(login_redirect(gate, req.host, PATH))),
+        _ => return Err(login_redirect(gate, req.header, req.host, PATH)),
     };
     let active = match gate.sessions.resolve(token, req.host).await {
         Ok(Ok(active)) => active,
         Ok(Err(_)) if post => return Err(Denial::LoginRequired),
-        Ok(Err(_)) => return Err(Denial::LoginRedirect(login_redirect(gate, req.host, PATH))),
+        Ok(Err(_)) => return Err(login_redirect(gate, req.header, req.host, PATH)),
         Err(_) => return Err(Denial::StoreUnavailable),
     };
     let identity = &active.identity;

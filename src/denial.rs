@@ -14,8 +14,12 @@ pub enum Denial {
     BadRequest(&'static str),
     /// Our session cookie is not something jitgate issued; the answer clears it.
     BadSessionCookie,
-    /// Not logged in: a browser navigation is sent to the login (the URL to go to).
-    LoginRedirect(String),
+    /// Not logged in: a browser navigation is sent to the login `location`, with the
+    /// `Set-Cookie` value (if any) that binds the sign-in's return to this browser.
+    LoginRedirect {
+        location: String,
+        binding_cookie: Option<String>,
+    },
     /// Not logged in, on a request we cannot redirect (not GET/HEAD).
     LoginRequired,
     /// Logged in, but no route of this app admits the user.
@@ -88,6 +92,8 @@ pub struct DenialResponse {
     pub clear_cookie: bool,
     /// Where to send the browser, for redirects (then the body is empty).
     pub location: Option<String>,
+    /// A cookie to set with the redirect.
+    pub set_cookie: Option<String>,
 }
 
 impl Denial {
@@ -95,7 +101,7 @@ impl Denial {
         match self {
             Denial::UnknownHost | Denial::NotFound => 404,
             Denial::BadRequest(_) | Denial::BadSessionCookie | Denial::LoginFailed(_) => 400,
-            Denial::LoginRedirect(_) => 302,
+            Denial::LoginRedirect { .. } => 302,
             Denial::LoginRequired => 401,
             Denial::Forbidden { .. }
             | Denial::AccountDeactivated { .. }
@@ -115,7 +121,7 @@ impl Denial {
             Denial::UnknownHost => "unknown_host",
             Denial::BadRequest(_) => "bad_request",
             Denial::BadSessionCookie => "bad_session_cookie",
-            Denial::LoginRedirect(_) => "login_redirect",
+            Denial::LoginRedirect { .. } => "login_redirect",
             Denial::LoginRequired => "login_required",
             Denial::Forbidden { .. } => "forbidden",
             Denial::LoginFailed(_) => "login_failed",
@@ -134,12 +140,17 @@ impl Denial {
     }
 
     pub fn response(&self, request_id: &str) -> DenialResponse {
-        if let Denial::LoginRedirect(location) = self {
+        if let Denial::LoginRedirect {
+            location,
+            binding_cookie,
+        } = self
+        {
             return DenialResponse {
                 status: self.status(),
                 body: String::new(),
                 clear_cookie: false,
                 location: Some(location.clone()),
+                set_cookie: binding_cookie.clone(),
             };
         }
         let (title, message) = match self {
@@ -153,7 +164,7 @@ impl Denial {
                 "Your session cookie is not valid. It has been cleared; please reload the page."
                     .to_string(),
             ),
-            Denial::LoginRedirect(_) => (
+            Denial::LoginRedirect { .. } => (
                 "Sign-in required",
                 "Redirecting you to sign in.".to_string(),
             ),
@@ -257,6 +268,7 @@ impl Denial {
             body: pages::render(title, &message, &retry, request_id),
             clear_cookie: matches!(self, Denial::BadSessionCookie),
             location: None,
+            set_cookie: None,
         }
     }
 }

@@ -99,14 +99,45 @@ pub async fn handle(gate: &Gate, req: OwnRequest<'_>) -> Result<Reply, Denial> {
     }
 }
 
-/// Where to send an anonymous browser so it comes back to `host` + `path_and_query`.
-pub fn login_redirect(gate: &Gate, host: &str, path_and_query: &str) -> String {
+/// Sends an anonymous browser to sign in so it comes back to `host` + `path_and_query`.
+///
+/// On an app host the sign-in ends with a one-time hand-off link to this host. That link
+/// must complete only in this browser (else anyone could sign a victim in as themselves by
+/// sending them their own link), so this host sets a binding cookie now, and the auth host
+/// gets only its hash (`bind`) to put in the hand-off.
+pub fn login_redirect(
+    gate: &Gate,
+    req: &RequestHeader,
+    host: &str,
+    path_and_query: &str,
+) -> Denial {
     let rd = safe_return_path(path_and_query).unwrap_or_else(|| "/".to_string());
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("host", host)
-        .append_pair("rd", &rd)
-        .finish();
-    format!("{}{PREFIX}login?{query}", gate.config.public.base)
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("host", host).append_pair("rd", &rd);
+    let mut binding_cookie = None;
+    if !gate.is_auth_host(host) {
+        let binding = match cookie::read(req, gate.cookies.login_binding()) {
+            CookieValue::Token(existing) => existing.to_string(),
+            _ => match random::token() {
+                Ok(token) => token,
+                Err(_) => return Denial::Internal,
+            },
+        };
+        query.append_pair("bind", &random::hash(&binding));
+        binding_cookie = Some(gate.cookies.set(
+            gate.cookies.login_binding(),
+            &binding,
+            Some(LOGIN_TTL_SECS),
+        ));
+    }
+    Denial::LoginRedirect {
+        location: format!(
+            "{}{PREFIX}login?{}",
+            gate.config.public.base,
+            query.finish()
+        ),
+        binding_cookie,
+    }
 }
 
 /// Accepts only a same-origin relative path: `/…`, not `//…`, `/\…`, absolute URLs,
@@ -177,11 +208,34 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
     let return_to = query_param(req.query, "rd")
         .and_then(|rd| safe_return_path(&rd))
         .unwrap_or_else(|| "/".to_string());
+    // The hash of the binding cookie the app host set (see `login_redirect`). A link
+    // without one (a bookmark, an old link) goes back to the app, which starts over with one.
+    let target_binding_hash = if gate.is_auth_host(&target_host) {
+        String::new()
+    } else {
+        match query_param(req.query, "bind").filter(|b| random::looks_like_token(b)) {
+            Some(bind) => bind,
+            None => {
+                return Ok(Reply::Redirect {
+                    location: format!(
+                        "{}{return_to}",
+                        gate.config.public.origin_for_host(&target_host)
+                    ),
+                    cookies: Vec::new(),
+                })
+            }
+        }
+    };
 
     // Already signed in on the auth host: no trip to the IdP (single sign-on across apps).
     if let CookieValue::Token(token) = cookie::read(req.header, gate.cookies.session()) {
         if let Ok(Ok(session)) = gate.sessions.resolve(token, req.host).await {
-            return finish_at_target(gate, &session, &target_host, &return_to, Vec::new()).await;
+            let target = Target {
+                host: &target_host,
+                return_to: &return_to,
+                binding_hash: &target_binding_hash,
+            };
+            return finish_at_target(gate, &session, target, Vec::new()).await;
         }
     }
 
@@ -207,6 +261,7 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
             pkce_verifier: start.pkce_verifier,
             target_host,
             return_to,
+            target_binding_hash,
             expires_at: now_secs() + LOGIN_TTL_SECS,
         })
         .await
@@ -316,21 +371,26 @@ async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
             .set(gate.cookies.session(), &created.cookie_value, Some(max_age)),
         gate.cookies.clear(gate.cookies.login_binding()),
     ];
-    finish_at_target_record(
-        gate,
-        created.record,
-        &txn.target_host,
-        &txn.return_to,
-        cookies,
-    )
-    .await
+    let target = Target {
+        host: &txn.target_host,
+        return_to: &txn.return_to,
+        binding_hash: &txn.target_binding_hash,
+    };
+    finish_at_target_record(gate, created.record, target, cookies).await
+}
+
+/// Where a finished sign-in goes: the app host, the path there, and the hash of the
+/// binding cookie that host set in the browser (empty for the auth host itself).
+struct Target<'a> {
+    host: &'a str,
+    return_to: &'a str,
+    binding_hash: &'a str,
 }
 
 async fn finish_at_target(
     gate: &Gate,
     session: &ActiveSession,
-    target_host: &str,
-    return_to: &str,
+    target: Target<'_>,
     cookies: Vec<String>,
 ) -> Result<Reply, Denial> {
     let record = gate
@@ -339,7 +399,7 @@ async fn finish_at_target(
         .await
         .map_err(store_down)?
         .ok_or(Denial::LoginFailed("the session ended during sign-in"))?;
-    finish_at_target_record(gate, record, target_host, return_to, cookies).await
+    finish_at_target_record(gate, record, target, cookies).await
 }
 
 /// Sends the browser back to where it started: directly on the auth host, via a hand-off
@@ -347,13 +407,12 @@ async fn finish_at_target(
 async fn finish_at_target_record(
     gate: &Gate,
     session: SessionRecord,
-    target_host: &str,
-    return_to: &str,
+    target: Target<'_>,
     cookies: Vec<String>,
 ) -> Result<Reply, Denial> {
-    if target_host == gate.config.public.host {
+    if gate.is_auth_host(target.host) {
         return Ok(Reply::Redirect {
-            location: return_to.to_string(),
+            location: target.return_to.to_string(),
             cookies,
         });
     }
@@ -361,8 +420,9 @@ async fn finish_at_target_record(
     gate.store
         .put_handoff(&Handoff {
             code_hash: random::hash(&code),
-            target_host: target_host.to_string(),
-            return_to: return_to.to_string(),
+            target_host: target.host.to_string(),
+            return_to: target.return_to.to_string(),
+            browser_hash: target.binding_hash.to_string(),
             session,
             expires_at: now_secs() + HANDOFF_TTL_SECS,
         })
@@ -370,7 +430,7 @@ async fn finish_at_target_record(
         .map_err(store_down)?;
     let location = format!(
         "{}{PREFIX}handoff?code={code}",
-        gate.config.public.origin_for_host(target_host)
+        gate.config.public.origin_for_host(target.host)
     );
     Ok(Reply::Redirect { location, cookies })
 }
@@ -395,6 +455,26 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     if handoff.expires_at < now_secs() {
         return Err(Denial::LoginFailed("the sign-in hand-off expired"));
     }
+    let bound = match cookie::read(req.header, gate.cookies.login_binding()) {
+        CookieValue::Token(binding) => {
+            random::same_secret(&random::hash(binding), &handoff.browser_hash)
+        }
+        _ => false,
+    };
+    if !bound {
+        // Someone else's link (login CSRF), or cookies cleared mid-sign-in.
+        let why = "the sign-in was started in another browser";
+        gate.metrics.logins.with_label_values(&["failed"]).inc();
+        gate.audit.record_in_background(
+            AuditKind::LoginFailed,
+            Subject {
+                request_id: Some(req.request_id),
+                ..Subject::default()
+            },
+            detail(&[("reason", why), ("host", req.host)]),
+        );
+        return Err(Denial::LoginFailed(why));
+    }
     let token = random::token().map_err(|_| Denial::Internal)?;
     let mut record = handoff.session;
     record.id_hash = random::hash(&token);
@@ -409,9 +489,11 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     .max(0);
     Ok(Reply::Redirect {
         location: handoff.return_to,
-        cookies: vec![gate
-            .cookies
-            .set(gate.cookies.session(), &token, Some(max_age))],
+        cookies: vec![
+            gate.cookies
+                .set(gate.cookies.session(), &token, Some(max_age)),
+            gate.cookies.clear(gate.cookies.login_binding()),
+        ],
     })
 }
 

@@ -535,7 +535,7 @@ impl JitgateProxy {
     fn login_required(&self, req: &RequestHeader, host: &str) -> Denial {
         if req.method == Method::GET || req.method == Method::HEAD {
             let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            Denial::LoginRedirect(login::login_redirect(&self.gate, host, target))
+            login::login_redirect(&self.gate, req, host, target)
         } else {
             Denial::LoginRequired
         }
@@ -591,6 +591,9 @@ impl JitgateProxy {
         let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
         if let Some(location) = rendered.location {
             resp.insert_header("location", location)?;
+            if let Some(cookie) = rendered.set_cookie {
+                resp.append_header("set-cookie", cookie)?;
+            }
             return write(session, ctx, resp, None).await;
         }
         resp.insert_header("content-type", "text/html; charset=utf-8")?;

@@ -273,6 +273,52 @@ fn a_host_no_policy_serves_gets_404() {
 }
 
 #[test]
+fn a_sign_in_hand_off_link_works_only_in_the_browser_that_started_the_sign_in() {
+    let jg = Jitgate::start(Options::default());
+    // Mallory signs in to the wiki but keeps the one-time hand-off link to herself...
+    let mallory = jg.browser();
+    let chain = mallory.login_until(&jg.app_url("/"), &MALLORY, Some("/.jitgate/handoff"));
+    let link = chain
+        .last()
+        .and_then(|p| p.location.clone())
+        .expect("a hand-off link");
+    assert!(link.contains("/.jitgate/handoff?code="), "{link}");
+    // ...and gets Bob to open it, to sign him in to the wiki as Mallory.
+    let bob = jg.browser();
+    let page = bob.get_json(&link);
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(page.body.contains("another browser"), "{}", page.body);
+    assert!(
+        !page
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("jitgate_session=")),
+        "{:?}",
+        page.set_cookies
+    );
+    assert!(jg.has_audit("login_failed"));
+    // Bob is still signed out of the wiki.
+    let page = bob.get_json(&jg.app_url("/"));
+    assert_eq!(page.status, 302);
+    assert!(page
+        .location
+        .unwrap_or_default()
+        .contains("/.jitgate/login"));
+
+    // A login link without the app host's binding (a bookmark) starts over at the app.
+    let page = bob.get(&jg.auth_url("/.jitgate/login?host=wiki.example.test&rd=%2Fdocs"));
+    assert_eq!(page.status, 302);
+    assert_eq!(page.location.as_deref(), Some(jg.app_url("/docs").as_str()));
+    // And a sign-in started at the app completes there.
+    let chain = bob.login(&jg.app_url("/docs"), &BOB);
+    let last = chain.last().unwrap();
+    assert_eq!(
+        (last.status, last.url.as_str()),
+        (200, jg.app_url("/docs").as_str())
+    );
+}
+
+#[test]
 fn open_redirects_after_login_are_refused() {
     let jg = Jitgate::start(Options::default());
     for rd in [

@@ -63,6 +63,8 @@ pub struct LoginTransaction {
     pub pkce_verifier: String,
     pub target_host: String,
     pub return_to: String,
+    /// SHA-256 of the binding cookie the app host set (empty when that is the auth host).
+    pub target_binding_hash: String,
     pub expires_at: i64,
 }
 
@@ -72,6 +74,9 @@ pub struct Handoff {
     pub code_hash: String,
     pub target_host: String,
     pub return_to: String,
+    /// SHA-256 of the binding cookie the target host set in the browser that signed in:
+    /// the code works only there.
+    pub browser_hash: String,
     /// The session to create on the target host (its `id_hash`/`host` are replaced there).
     pub session: SessionRecord,
     pub expires_at: i64,

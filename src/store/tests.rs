@@ -104,6 +104,7 @@ async fn story(store: &dyn Store) {
         pkce_verifier: "v".into(),
         target_host: "wiki.example.test".into(),
         return_to: "/x".into(),
+        target_binding_hash: "tb".into(),
         expires_at: 9_999,
     };
     store.put_login_transaction(&txn).await.unwrap();
@@ -113,6 +114,7 @@ async fn story(store: &dyn Store) {
         code_hash: "c".into(),
         target_host: "wiki.example.test".into(),
         return_to: "/".into(),
+        browser_hash: "hb".into(),
         session: session("ignored", "alice", Some("s"), 1),
         expires_at: 9_999,
     };
@@ -420,6 +422,7 @@ async fn single_use_under_race(store: std::sync::Arc<dyn Store>) {
         pkce_verifier: "v".into(),
         target_host: "h".into(),
         return_to: "/".into(),
+        target_binding_hash: String::new(),
         expires_at: 1,
     };
     store.put_login_transaction(&txn).await.unwrap();

@@ -137,10 +137,16 @@ impl Browser {
 
     /// Follows redirects from `page`; returns every page seen, the last one final.
     pub fn follow_from(&self, page: Page) -> Vec<Page> {
+        self.follow_from_until(page, None)
+    }
+
+    /// As `follow_from`, but does not follow a redirect to a URL containing `stop_at`.
+    fn follow_from_until(&self, page: Page, stop_at: Option<&str>) -> Vec<Page> {
         let mut chain = vec![page];
         for _ in 0..20 {
             let last = chain.last().expect("non-empty");
             match (&last.location, last.status) {
+                (Some(next), _) if stop_at.is_some_and(|s| next.contains(s)) => return chain,
                 (Some(next), 301 | 302 | 303 | 307 | 308) => {
                     let next = next.clone();
                     chain.push(self.get_json(&next));
@@ -162,6 +168,12 @@ impl Browser {
     /// Opens `url`, signs in at the IdP's form as `user`, and follows back; returns the chain
     /// after the form post (the last page is where the browser ends up).
     pub fn login(&self, url: &str, user: &TestUser) -> Vec<Page> {
+        self.login_until(url, user, None)
+    }
+
+    /// As `login`, but stops before following a redirect to a URL containing `stop_at`
+    /// (the last page returned is that redirect).
+    pub fn login_until(&self, url: &str, user: &TestUser, stop_at: Option<&str>) -> Vec<Page> {
         let chain = self.follow(url);
         let form_page = chain.last().expect("page");
         assert!(
@@ -179,7 +191,7 @@ impl Browser {
                 ("password".to_string(), user.password.to_string()),
             ],
         );
-        self.follow_from(posted)
+        self.follow_from_until(posted, stop_at)
     }
 
     /// Submits the first form on a page with all its hidden inputs (plus `extra`).
