@@ -497,7 +497,32 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     })
 }
 
+/// Whether a browser says the request came from another site (`Sec-Fetch-Site`, which page
+/// scripts cannot set). Clients that send no such header are not browsers.
+fn from_another_site(req: &RequestHeader) -> bool {
+    req.headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| matches!(v.as_bytes(), b"cross-site" | b"same-site"))
+}
+
 async fn logout(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
+    // A link or form on another site must not sign the user out of every app (logout
+    // CSRF): it gets a page with a button, whose POST comes from this origin.
+    if from_another_site(req.header) {
+        return Ok(Reply::Page {
+            status: 200,
+            html: crate::pages::render(
+                "Sign out?",
+                "Another site sent you here to sign out of every application.",
+                &format!(
+                    "<form method=\"post\" action=\"{PREFIX}logout\">\
+                     <button type=\"submit\">Sign out</button></form>"
+                ),
+                req.request_id,
+            ),
+            cookies: Vec::new(),
+        });
+    }
     let clear = vec![gate.cookies.clear(gate.cookies.session())];
     let record = match cookie::read(req.header, gate.cookies.session()) {
         CookieValue::Token(token) => gate.sessions.record(token).await.map_err(session_error)?,

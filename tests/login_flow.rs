@@ -386,6 +386,29 @@ fn logout_ends_the_session_and_signs_out_at_the_idp() {
 }
 
 #[test]
+fn a_logout_link_on_another_site_asks_before_signing_out() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &ALICE);
+    let logout = jg.app_url("/.jitgate/logout");
+    for site in ["cross-site", "same-site"] {
+        let page = browser.get_with(&logout, &[("Sec-Fetch-Site", site)]);
+        assert_eq!(page.status, 200, "{site}");
+        assert!(page.body.contains("method=\"post\""), "{}", page.body);
+        assert!(page.set_cookies.is_empty(), "{:?}", page.set_cookies);
+        let post = browser.post_form_with(&logout, &[], &[("Sec-Fetch-Site", site)]);
+        assert_eq!(post.status, 200, "{site}");
+        assert_eq!(browser.get_json(&jg.app_url("/")).status, 200, "{site}");
+    }
+    assert!(!jg.has_audit("logout"));
+    // The button on that page posts from jitgate's own origin: that signs out.
+    let out = browser.post_form_with(&logout, &[], &[("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(out.status, 302);
+    assert!(jg.has_audit("logout"));
+    assert_eq!(browser.get_json(&jg.app_url("/")).status, 302);
+}
+
+#[test]
 fn one_login_serves_the_auth_host_and_app_hosts_with_separate_cookies() {
     let jg = Jitgate::start(Options::default());
     let browser = jg.browser();
