@@ -276,37 +276,42 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
     })
 }
 
+/// Whether this browser holds the binding cookie whose hash a sign-in step recorded.
+fn has_binding(gate: &Gate, req: &OwnRequest<'_>, expected_hash: &str) -> bool {
+    match cookie::read(req.header, gate.cookies.login_binding()) {
+        CookieValue::Token(binding) => random::same_secret(&random::hash(binding), expected_hash),
+        _ => false,
+    }
+}
+
+/// A sign-in that cannot complete: counted, audited, and answered with why.
+fn login_failed(gate: &Gate, req: &OwnRequest<'_>, why: &'static str) -> Denial {
+    gate.metrics.logins.with_label_values(&["failed"]).inc();
+    gate.audit.record_in_background(
+        AuditKind::LoginFailed,
+        Subject {
+            request_id: Some(req.request_id),
+            ..Subject::default()
+        },
+        detail(&[("reason", why), ("host", req.host)]),
+    );
+    Denial::LoginFailed(why)
+}
+
 async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     let state = query_param(req.query, "state")
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .ok_or(Denial::BadRequest(
             "the sign-in response has no valid state",
         ))?;
-    let failed = |why: &'static str| {
-        gate.metrics.logins.with_label_values(&["failed"]).inc();
-        gate.audit.record_in_background(
-            AuditKind::LoginFailed,
-            Subject {
-                request_id: Some(req.request_id),
-                ..Subject::default()
-            },
-            detail(&[("reason", why)]),
-        );
-        Denial::LoginFailed(why)
-    };
+    let failed = |why: &'static str| login_failed(gate, req, why);
     let txn = gate
         .store
         .take_login_transaction(&random::hash(&state))
         .await
         .map_err(store_down)?
         .ok_or_else(|| failed("the sign-in link is unknown, expired or already used"))?;
-    let bound = match cookie::read(req.header, gate.cookies.login_binding()) {
-        CookieValue::Token(binding) => {
-            random::same_secret(&random::hash(binding), &txn.browser_hash)
-        }
-        _ => false,
-    };
-    if !bound {
+    if !has_binding(gate, req, &txn.browser_hash) {
         return Err(failed("the sign-in was started in another browser"));
     }
     if txn.expires_at < now_secs() {
@@ -455,25 +460,13 @@ async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     if handoff.expires_at < now_secs() {
         return Err(Denial::LoginFailed("the sign-in hand-off expired"));
     }
-    let bound = match cookie::read(req.header, gate.cookies.login_binding()) {
-        CookieValue::Token(binding) => {
-            random::same_secret(&random::hash(binding), &handoff.browser_hash)
-        }
-        _ => false,
-    };
-    if !bound {
+    if !has_binding(gate, req, &handoff.browser_hash) {
         // Someone else's link (login CSRF), or cookies cleared mid-sign-in.
-        let why = "the sign-in was started in another browser";
-        gate.metrics.logins.with_label_values(&["failed"]).inc();
-        gate.audit.record_in_background(
-            AuditKind::LoginFailed,
-            Subject {
-                request_id: Some(req.request_id),
-                ..Subject::default()
-            },
-            detail(&[("reason", why), ("host", req.host)]),
-        );
-        return Err(Denial::LoginFailed(why));
+        return Err(login_failed(
+            gate,
+            req,
+            "the sign-in was started in another browser",
+        ));
     }
     let token = random::token().map_err(|_| Denial::Internal)?;
     let mut record = handoff.session;
