@@ -115,28 +115,54 @@ impl IdpProcess {
             }],
             "users": [user(&ALICE), user(&BOB), user(&MALLORY)],
         });
+        // A start that never says it is ready must fail the test, not hang CI (once, on a
+        // loaded 2-core machine, node listened but never printed IDP_READY): three tries.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::spawn(&dir, &config, Duration::from_secs(30)) {
+                Ok(idp) => return idp,
+                Err(why) => {
+                    eprintln!("the test IdP did not start: {why}");
+                    failures.push(why);
+                }
+            }
+        }
+        panic!("the test IdP did not start in three tries: {failures:?}");
+    }
+
+    /// Starts node and waits up to `ready_within` for its `IDP_READY <issuer>` line.
+    fn spawn(dir: &Path, config: &Value, ready_within: Duration) -> Result<Self, String> {
+        let stderr = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
         let mut child = Command::new("node")
             .arg(dir.join("server.mjs"))
             .env("IDP_CONFIG", config.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr.reopen().map_err(|e| e.to_string())?)
             .spawn()
-            .expect("cannot start node");
-        let stdout = child.stdout.take().expect("no stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let issuer = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(issuer) = line.strip_prefix("IDP_READY ") {
-                        break issuer.trim().to_string();
+            .map_err(|e| format!("cannot start node: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (ready, issuer) = std::sync::mpsc::channel();
+        // Reads the ready line, then keeps draining stdout so the child never blocks on a
+        // full pipe.
+        std::thread::spawn(move || {
+            let mut ready = Some(ready);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("IDP_READY ") {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(issuer.trim().to_string());
                     }
                 }
-                _ => panic!("the test IdP exited before it was ready"),
             }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, issuer }
+        });
+        match issuer.recv_timeout(ready_within) {
+            Ok(issuer) => Ok(Self { child, issuer }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let said = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+                Err(format!("{e}; its stderr: {said}"))
+            }
+        }
     }
 }
 
