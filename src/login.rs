@@ -116,12 +116,9 @@ pub fn login_redirect(
     query.append_pair("host", host).append_pair("rd", &rd);
     let mut binding_cookie = None;
     if !gate.is_auth_host(host) {
-        let binding = match cookie::read(req, gate.cookies.login_binding()) {
-            CookieValue::Token(existing) => existing.to_string(),
-            _ => match random::token() {
-                Ok(token) => token,
-                Err(_) => return Denial::Internal,
-            },
+        let binding = match binding_token(gate, req) {
+            Ok(binding) => binding,
+            Err(denial) => return denial,
         };
         query.append_pair("bind", &random::hash(&binding));
         binding_cookie = Some(gate.cookies.set(
@@ -241,10 +238,7 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
 
     let state = random::token().map_err(|_| Denial::Internal)?;
     let nonce = random::token().map_err(|_| Denial::Internal)?;
-    let binding = match cookie::read(req.header, gate.cookies.login_binding()) {
-        CookieValue::Token(existing) => existing.to_string(),
-        _ => random::token().map_err(|_| Denial::Internal)?,
-    };
+    let binding = binding_token(gate, req.header)?;
     let start = gate.oidc.begin_login(&state, &nonce).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot start a login");
         gate.metrics
@@ -274,6 +268,15 @@ async fn start_login(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial>
             Some(LOGIN_TTL_SECS),
         )],
     })
+}
+
+/// The browser's binding cookie on this host, or a new one: a sign-in started in a second
+/// tab keeps the first tab's binding, so both can finish.
+fn binding_token(gate: &Gate, req: &RequestHeader) -> Result<String, Denial> {
+    match cookie::read(req, gate.cookies.login_binding()) {
+        CookieValue::Token(existing) => Ok(existing.to_string()),
+        _ => random::token().map_err(|_| Denial::Internal),
+    }
 }
 
 /// Whether this browser holds the binding cookie whose hash a sign-in step recorded.

@@ -646,8 +646,6 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Denial>
     }
 }
 
-/// The request's host, lower case, without port: from `Host`, or the URI under HTTP/2.
-/// Borrowed when the host is already in that form, as nearly every browser sends it.
 /// Whether the bytes pingora will send as the app's request target are the path `admit`
 /// judges (`req.uri`): true for origin-form (`/path`), and for absolute-form
 /// (`http://host/path`), which `upstream_request_filter` rewrites to its path. pingora keeps
@@ -663,6 +661,8 @@ fn target_is_forwarded_as_judged(req: &RequestHeader) -> bool {
         && (raw.first() == Some(&b'/') || scheme(b"http://") || scheme(b"https://"))
 }
 
+/// The request's host, lower case, without port: from `Host`, or the URI under HTTP/2.
+/// Borrowed when the host is already in that form, as nearly every browser sends it.
 pub fn request_host(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
     let raw = match req.headers.get(http::header::HOST) {
         Some(h) => h.as_bytes(),

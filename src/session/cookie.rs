@@ -76,23 +76,31 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-/// The `name=value` pairs of one `Cookie` header value, names and values trimmed of
-/// whitespace; a pair without `=` has an empty value. Reading and stripping both see the
-/// cookies through this one function, so whatever is read as ours is also stripped. Works on
-/// bytes: a header need not be text, and this runs on every request.
-fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+/// One cookie of a `Cookie` header: the whole `name=value` text, and its name and value
+/// trimmed of whitespace (a pair without `=` has an empty value).
+struct Pair<'a> {
+    text: &'a [u8],
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+/// The cookies of one `Cookie` header value. Reading and stripping both see the cookies
+/// through this one function, so whatever is read as ours is also stripped. Works on bytes:
+/// a header need not be text, and this runs on every request.
+fn pairs(header: &[u8]) -> impl Iterator<Item = Pair<'_>> {
     header.split(|&b| b == b';').filter_map(|pair| {
-        let pair = trim_ows(pair);
-        if pair.is_empty() {
+        let text = trim_ows(pair);
+        if text.is_empty() {
             return None;
         }
-        Some(match pair.iter().position(|&b| b == b'=') {
+        let (name, value) = match text.iter().position(|&b| b == b'=') {
             Some(eq) => {
-                let (name, value) = pair.split_at(eq);
+                let (name, value) = text.split_at(eq);
                 (trim_ows(name), trim_ows(value.get(1..).unwrap_or_default()))
             }
-            None => (pair, &[][..]),
-        })
+            None => (text, &[][..]),
+        };
+        Some(Pair { text, name, value })
     })
 }
 
@@ -100,11 +108,11 @@ fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 pub fn read<'a>(req: &'a RequestHeader, name: &str) -> CookieValue<'a> {
     let mut found: Option<&'a [u8]> = None;
     for header in req.headers.get_all(http::header::COOKIE) {
-        for (key, value) in pairs(header.as_bytes()) {
-            if key != name.as_bytes() {
+        for pair in pairs(header.as_bytes()) {
+            if pair.name != name.as_bytes() {
                 continue;
             }
-            let mut value = value;
+            let mut value = pair.value;
             while let [b'"', rest @ ..] | [rest @ .., b'"'] = value {
                 value = rest;
             }
@@ -126,8 +134,8 @@ pub fn strip_own(req: &mut RequestHeader, names: CookieNames) {
     let own = [names.session().as_bytes(), names.login_binding().as_bytes()];
     let (mut ours, mut others) = (false, false);
     for header in req.headers.get_all(http::header::COOKIE) {
-        for (key, _) in pairs(header.as_bytes()) {
-            if own.contains(&key) {
+        for pair in pairs(header.as_bytes()) {
+            if own.contains(&pair.name) {
                 ours = true;
             } else {
                 others = true;
@@ -145,13 +153,12 @@ pub fn strip_own(req: &mut RequestHeader, names: CookieNames) {
     let cookies = req.headers.get_all(http::header::COOKIE);
     let mut kept = Vec::with_capacity(cookies.iter().map(|h| h.len() + 2).sum());
     for header in cookies {
-        for pair in header.as_bytes().split(|&b| b == b';').map(trim_ows) {
-            let key = pair.split(|&b| b == b'=').next().map(trim_ows);
-            if !pair.is_empty() && !key.is_some_and(|k| own.contains(&k)) {
+        for pair in pairs(header.as_bytes()) {
+            if !own.contains(&pair.name) {
                 if !kept.is_empty() {
                     kept.extend_from_slice(b"; ");
                 }
-                kept.extend_from_slice(pair);
+                kept.extend_from_slice(pair.text);
             }
         }
     }

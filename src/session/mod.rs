@@ -154,8 +154,7 @@ impl Sessions {
                     // Ended elsewhere (e.g. logout on another replica): never serve the
                     // cached copy again, not even during a later store outage.
                     if stale.is_some() {
-                        self.cache.invalidate(&key);
-                        self.near.invalidate();
+                        self.drop_cached(&key);
                     }
                     return Ok(Err(SessionEnd::Unknown));
                 }
@@ -170,8 +169,7 @@ impl Sessions {
         };
         if let Err(end) = self.admit(&session, host, now) {
             if end != SessionEnd::WrongHost {
-                self.cache.invalidate(&key);
-                self.near.invalidate();
+                self.drop_cached(&key);
                 // The session has ended whether or not the store hears of it now: its
                 // timestamps end it on every replica, and the sweep deletes the row later.
                 if let Err(e) = self.store.delete_session(&session.id_hash()).await {
@@ -191,6 +189,12 @@ impl Sessions {
         let s = self.lookup(&random::token_key(token)?, now)?;
         self.admit(&s, host, now).ok()?;
         Some(s)
+    }
+
+    /// Drops one session from the shared cache and every thread's copies.
+    fn drop_cached(&self, key: &SessionKey) {
+        self.cache.invalidate(key);
+        self.near.invalidate();
     }
 
     /// The cached session for `key`: this thread's copy if it has a fresh one, else the
