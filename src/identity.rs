@@ -3,8 +3,9 @@
 //! An [`Identity`] is built from validated ID-token (and userinfo) claims at login and stored
 //! with the session. On every forwarded request, `strip_spoofed` first removes from the
 //! request the app will receive any header it could mistake for one of jitgate's identity
-//! headers (any letter case, `_` for `-`, every copy), and only then are the configured
-//! headers set from the session's claims.
+//! headers (every copy of every name that equals one once letter case and all punctuation
+//! are ignored: `x_forwarded_user`, `X.Forwarded.User`, `XForwardedUser`), and only then
+//! are the configured headers set from the session's claims.
 
 use std::sync::Arc;
 
@@ -250,8 +251,7 @@ fn render(value: &Value) -> Option<String> {
     Some(safe)
 }
 
-/// Lower case with `_` read as `-`: the form two header names share if an app could confuse
-/// them (many frameworks, e.g. CGI/WSGI, map both `X-User` and `X_User` to `HTTP_X_USER`).
+/// Lower case with `_` read as `-`: the spelling policy checks compare header names in.
 pub fn header_key(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -264,48 +264,49 @@ pub fn header_key(name: &str) -> String {
         .collect()
 }
 
-fn same_key(name: &str, key: &str) -> bool {
-    name.len() == key.len()
-        && name.bytes().zip(key.bytes()).all(|(a, b)| {
-            (if a == b'_' {
-                b'-'
-            } else {
-                a.to_ascii_lowercase()
-            }) == b
-        })
+/// A header name as an app might read it: its ASCII letters and digits, lower case, with
+/// every other character dropped. Frameworks fold names in many ways (CGI/WSGI map `X-User`,
+/// `X_User` and `X.User` to `HTTP_X_USER`; some drop punctuation), so two names with the
+/// same folded form are the same header to some app.
+fn folded(name: &str) -> impl Iterator<Item = u8> + '_ {
+    name.bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase())
 }
 
-/// The headers an app could take for identity headers, in the form [`header_key`] gives,
-/// with a bitmask of their lengths: most incoming headers are passed over after one test.
+/// The headers an app could take for identity headers, folded (see [`folded`]), with a
+/// bitmask of their folded lengths: most incoming headers are passed over after one test.
 #[derive(Debug, Default, Clone)]
 pub struct SpoofableHeaders {
-    keys: Vec<String>,
+    keys: Vec<Box<[u8]>>,
     /// Bit `n` is set if some key is `n` bytes long (bit 63: 63 or longer).
     lengths: u64,
 }
 
 impl SpoofableHeaders {
-    /// Adds a key (lower case, `-` for `_`), once.
-    pub fn add(&mut self, key: String) {
+    /// Adds a header name (any spelling), once.
+    pub fn add(&mut self, name: &str) {
+        let key: Box<[u8]> = folded(name).collect();
         if !self.keys.contains(&key) {
             self.lengths |= 1 << key.len().min(63);
             self.keys.push(key);
         }
     }
 
-    /// True if `key` (in [`header_key`] form) is one of them.
-    pub fn contains(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| k == key)
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        self.lengths & (1 << name.len().min(63)) != 0 && self.keys.iter().any(|k| same_key(name, k))
+    /// True if `name`, folded, is one of them.
+    pub fn contains(&self, name: &str) -> bool {
+        let len = folded(name).count();
+        self.lengths & (1 << len.min(63)) != 0
+            && self
+                .keys
+                .iter()
+                .any(|k| k.len() == len && folded(name).eq(k.iter().copied()))
     }
 }
 
 /// Removes every incoming header that could be taken for an identity header.
 pub fn strip_spoofed(req: &mut RequestHeader, spoofable: &SpoofableHeaders) {
-    let doomed = |name: &http::HeaderName| spoofable.matches(name.as_str());
+    let doomed = |name: &http::HeaderName| spoofable.contains(name.as_str());
     // Almost no request carries one: look first, allocate only when there is work.
     if !req.headers.keys().any(doomed) {
         return;
@@ -377,11 +378,17 @@ mod tests {
         req.append_header("x-forwarded-user", "mallory2").unwrap();
         req.append_header("X_FORWARDED_USER", "mallory3").unwrap();
         req.append_header("x-forwarded_user", "mallory4").unwrap();
+        req.append_header("X.Forwarded.User", "mallory5").unwrap();
+        req.append_header("XForwardedUser", "mallory6").unwrap();
+        req.append_header("x~forwarded!user", "mallory7").unwrap();
+        req.append_header("X-Forwarded-Users", "keep").unwrap();
         req.append_header("X-Custom-Id", "keep").unwrap();
         let mut spoofable = SpoofableHeaders::default();
-        spoofable.add("x-forwarded-user".to_string());
+        spoofable.add("X-Forwarded-User");
         strip_spoofed(&mut req, &spoofable);
-        assert_eq!(req.headers.len(), 1);
+        let left: Vec<&str> = req.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
         assert!(req.headers.get("x-custom-id").is_some());
+        assert!(req.headers.get("x-forwarded-users").is_some());
     }
 }

@@ -39,6 +39,8 @@ fn only_a_valid_id_token_creates_a_session() {
         Scenario::NonceMismatch,
         Scenario::UnknownKey,
         Scenario::StateMismatch,
+        Scenario::AzpOfAnotherClient,
+        Scenario::SeveralAudiencesWithoutAzp,
     ] {
         let page = attempt(&jg, &forge, scenario);
         assert_eq!(page.status, 400, "{scenario:?} was not refused: {page:?}");
@@ -63,10 +65,100 @@ fn only_a_valid_id_token_creates_a_session() {
             .count()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while count() < 9 && std::time::Instant::now() < deadline {
+    while count() < 11 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(count(), 9, "each refused sign-in is audited once");
+    assert_eq!(count(), 11, "each refused sign-in is audited once");
+}
+
+#[test]
+fn a_key_rotation_right_after_a_jwks_fetch_never_refuses_a_login() {
+    let forge = ForgeIdp::new();
+    let jg = Jitgate::start(Options {
+        idp: Idp::Forge(forge.clone()),
+        ..Options::default()
+    });
+    let ok = attempt(&jg, &forge, Scenario::Valid);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let fetched = forge.jwks_fetches();
+    assert!(fetched >= 1, "discovery fetched the keys");
+    // Moments after that fetch, the IdP starts signing with a key jitgate has not seen.
+    forge.rotate();
+    let after = attempt(&jg, &forge, Scenario::Valid);
+    assert_eq!(
+        after.status, 200,
+        "a rotated key refused a login: {after:?}"
+    );
+    assert_eq!(
+        forge.jwks_fetches(),
+        fetched + 1,
+        "one fetch for the new key"
+    );
+    // Now the new key is known: no more fetches.
+    assert_eq!(attempt(&jg, &forge, Scenario::Valid).status, 200);
+    assert_eq!(forge.jwks_fetches(), fetched + 1);
+}
+
+#[test]
+fn a_flood_of_unknown_key_ids_fetches_the_jwks_at_most_about_once_a_second() {
+    let forge = ForgeIdp::new();
+    let jg = Jitgate::start(Options {
+        idp: Idp::Forge(forge.clone()),
+        ..Options::default()
+    });
+    let ok = attempt(&jg, &forge, Scenario::Valid);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let before = forge.jwks_fetches();
+    let now = jitgate::clock::now_secs();
+    let claims = serde_json::json!({
+        "iss": forge.issuer(), "aud": support::CLIENT_ID, "iat": now, "exp": now + 120,
+        "sub": "forged-user",
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    let url = jg.auth_url("/.jitgate/backchannel-logout");
+    let started = std::time::Instant::now();
+    // Anyone can post logout tokens: 40 of them name keys the IdP never published.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (url, claims, forge, jg) = (&url, &claims, &forge, &jg);
+                scope.spawn(move || {
+                    let browser = jg.browser();
+                    (0..5)
+                        .map(|i| {
+                            let mut c = claims.clone();
+                            c["jti"] = serde_json::json!(format!("flood-{w}-{i}"));
+                            let token = forge.sign_rogue(&serde_json::json!({}), &c);
+                            browser
+                                .post_form(url, &[("logout_token".into(), token)])
+                                .status
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+    let fetches = forge.jwks_fetches() - before;
+    println!("40 unknown kids in {elapsed:?}: {fetches} JWKS fetch(es)");
+    assert!(
+        fetches >= 1,
+        "an unknown kid is refused only after a fresh fetch"
+    );
+    let allowed = elapsed.as_secs_f64().ceil() as usize + 1;
+    assert!(
+        fetches <= allowed,
+        "{fetches} fetches in {elapsed:?}: more than one a second"
+    );
+    // A real rotation during the flood's aftermath still signs in.
+    forge.rotate();
+    let ok = attempt(&jg, &forge, Scenario::Valid);
+    assert_eq!(ok.status, 200, "{ok:?}");
 }
 
 #[test]

@@ -188,6 +188,72 @@ fn spoofed_identity_headers_never_reach_the_upstream() {
     assert_eq!(headers["x-unrelated"], serde_json::json!(["kept"]));
 }
 
+/// Names an app could fold into an identity header: other punctuation, none at all.
+const PUNCTUATION_TWINS: &[(&str, &str)] = &[
+    ("X.Forwarded.User", "admin"),
+    ("XForwardedUser", "admin2"),
+    ("x~forwarded~groups", "wiki-admins"),
+    ("x-forwarded.email", "ceo@example.test"),
+    ("Remote.User", "root"),
+    ("x-auth-request.user", "root"),
+    ("X-Forwarded-Users", "kept"),
+];
+
+fn assert_twins_removed(page: &support::Page) {
+    assert_eq!(page.status, 200, "{page:?}");
+    let headers = echoed_headers(page);
+    assert_eq!(headers["x-forwarded-user"], serde_json::json!(["bob"]));
+    assert_eq!(
+        headers["x-forwarded-groups"],
+        serde_json::json!(["support"])
+    );
+    for name in headers.keys() {
+        let folded: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        assert!(
+            ![
+                "xforwardeduser",
+                "xforwardedgroups",
+                "xforwardedemail",
+                "remoteuser",
+                "xauthrequestuser"
+            ]
+            .contains(&folded.as_str())
+                || [
+                    "x-forwarded-user",
+                    "x-forwarded-groups",
+                    "x-forwarded-email"
+                ]
+                .contains(&name.as_str()),
+            "{name} reached the app on {}",
+            page.version
+        );
+    }
+    assert_eq!(headers["x-forwarded-users"], serde_json::json!(["kept"]));
+}
+
+#[test]
+fn identity_headers_spelled_with_other_punctuation_never_reach_the_upstream() {
+    let jg = Jitgate::start(Options::default());
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &BOB);
+    let page = browser.get_with(&jg.app_url("/"), PUNCTUATION_TWINS);
+    assert_eq!(page.version, "HTTP/1.1");
+    assert_twins_removed(&page);
+}
+
+#[test]
+fn identity_headers_spelled_with_other_punctuation_never_reach_the_upstream_over_http2() {
+    let jg = Jitgate::start(Options {
+        https: true,
+        ..Options::default()
+    });
+    let browser = jg.browser();
+    browser.login(&jg.app_url("/"), &BOB);
+    let page = browser.get_with(&jg.app_url("/"), PUNCTUATION_TWINS);
+    assert_eq!(page.version, "HTTP/2.0", "the HTTPS listener negotiates h2");
+    assert_twins_removed(&page);
+}
+
 /// The JSON body of a raw HTTP answer from the echo app.
 fn echoed_in_raw(answer: &str) -> serde_json::Map<String, serde_json::Value> {
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");

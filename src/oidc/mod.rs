@@ -3,9 +3,13 @@
 //!
 //! Discovery is lazy and retried: jitgate starts even when the IdP is down, and a login
 //! attempt while it is unreachable gets [`OidcError::Unavailable`] (a 503 page), never a
-//! redirect loop. Signing keys come only from the provider's `jwks_uri`; a token signed with
-//! an unknown `kid` triggers one re-fetch (at most every 10 seconds) before it is refused.
-//! Only asymmetric algorithms are accepted, so `alg: none` and HMAC tokens fail.
+//! redirect loop. Signing keys come only from the provider's `jwks_uri`. A token signed with
+//! an unknown `kid` is refused only after a JWKS fetch that started after the token was
+//! seen, so a key rotation never refuses a login; one fetch runs at a time (others wait for
+//! it and share its result) and fetches start at least [`JWKS_FETCH_FLOOR`] apart, so a flood
+//! of bogus `kid`s cannot make jitgate hammer the IdP. Only asymmetric algorithms are
+//! accepted, so `alg: none` and HMAC tokens fail. `azp`, when present, must be our client id,
+//! and a token for several audiences must name us in `azp` (OIDC Core 3.1.3.7).
 
 mod jwt;
 pub mod logout_token;
@@ -46,7 +50,8 @@ const CLOCK_SKEW: i64 = 120;
 /// An ID token issued longer ago than this is not a fresh login.
 const MAX_ID_TOKEN_AGE: i64 = 600;
 const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
-const JWKS_REFRESH_MIN: Duration = Duration::from_secs(10);
+/// The shortest time between the starts of two JWKS fetches.
+pub const JWKS_FETCH_FLOOR: Duration = Duration::from_secs(1);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +69,8 @@ pub enum OidcError {
 struct Provider {
     metadata: ProviderMetadataWithLogout,
     jwks: CoreJsonWebKeySet,
-    jwks_fetched: Instant,
+    /// When the request that brought `jwks` was sent: keys published before then are in it.
+    jwks_asked: Instant,
 }
 
 /// The relying party for one IdP client.
@@ -74,7 +80,10 @@ pub struct Oidc {
     post_logout_url: PostLogoutRedirectUrl,
     http: reqwest::Client,
     provider: ArcSwapOption<Provider>,
-    refresh_lock: Mutex<Option<Instant>>,
+    /// Held while discovering; the time of the last attempt.
+    discovery_lock: Mutex<Option<Instant>>,
+    /// Held while fetching the JWKS; the time the last fetch started.
+    jwks_lock: Mutex<Option<Instant>>,
 }
 
 /// Where to send the browser, and what to remember until it comes back.
@@ -131,7 +140,8 @@ impl Oidc {
             post_logout_url,
             http,
             provider: ArcSwapOption::empty(),
-            refresh_lock: Mutex::new(None),
+            discovery_lock: Mutex::new(None),
+            jwks_lock: Mutex::new(None),
         })
     }
 
@@ -156,7 +166,7 @@ impl Oidc {
         if let Some(p) = self.provider.load_full() {
             return Ok(p);
         }
-        let mut last = self.refresh_lock.lock().await;
+        let mut last = self.discovery_lock.lock().await;
         if let Some(p) = self.provider.load_full() {
             return Ok(p);
         }
@@ -165,7 +175,8 @@ impl Oidc {
                 "discovery failed moments ago; retrying shortly".into(),
             ));
         }
-        *last = Some(Instant::now());
+        let asked = Instant::now();
+        *last = Some(asked);
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::Setup(e.to_string()))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
@@ -174,36 +185,47 @@ impl Oidc {
         let provider = Arc::new(Provider {
             jwks: metadata.jwks().clone(),
             metadata,
-            jwks_fetched: Instant::now(),
+            jwks_asked: asked,
         });
         self.provider.store(Some(provider.clone()));
         tracing::info!(issuer = %self.settings.issuer, "discovered identity provider");
         Ok(provider)
     }
 
-    /// Re-fetches the JWKS after an unknown `kid`, at most once per `JWKS_REFRESH_MIN`.
-    async fn refresh_jwks(&self, seen: &Arc<Provider>) -> Result<Option<Arc<Provider>>, OidcError> {
-        let _guard = self.refresh_lock.lock().await;
-        let current = self.provider.load_full();
-        if let Some(cur) = &current {
-            if !Arc::ptr_eq(cur, seen) {
-                return Ok(Some(cur.clone()));
-            }
+    /// Keys at least as new as `seen_at` (when an unknown `kid` was met): the current set if
+    /// it was fetched after that moment, else a fresh fetch. Fetches are serialised by
+    /// `jwks_lock`, so callers that queue behind one share its result, and each starts at
+    /// least [`JWKS_FETCH_FLOOR`] after the previous one.
+    async fn keys_newer_than(&self, seen_at: Instant) -> Result<Arc<Provider>, OidcError> {
+        let mut last_fetch = self.jwks_lock.lock().await;
+        let current = self.provider().await?;
+        if current.jwks_asked >= seen_at {
+            return Ok(current);
         }
-        if seen.jwks_fetched.elapsed() < JWKS_REFRESH_MIN {
-            return Ok(None);
+        let since = last_fetch
+            .into_iter()
+            .chain([current.jwks_asked])
+            .max()
+            .map(|t| t.elapsed())
+            .unwrap_or(JWKS_FETCH_FLOOR);
+        if since < JWKS_FETCH_FLOOR {
+            tokio::time::sleep(JWKS_FETCH_FLOOR - since).await;
         }
-        let jwks = CoreJsonWebKeySet::fetch_async(seen.metadata.jwks_uri(), &self.http)
+        let asked = Instant::now();
+        *last_fetch = Some(asked);
+        let jwks = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http)
             .await
             .map_err(|e| OidcError::Unavailable(error_chain(&e)))?;
         let provider = Arc::new(Provider {
-            metadata: seen.metadata.clone().set_jwks(jwks.clone()),
+            metadata: current.metadata.clone().set_jwks(jwks.clone()),
             jwks,
-            jwks_fetched: Instant::now(),
+            jwks_asked: asked,
         });
         self.provider.store(Some(provider.clone()));
-        tracing::info!("re-fetched the identity provider's signing keys");
-        Ok(Some(provider))
+        tracing::info!(
+            "fetched the identity provider's signing keys (a token named a key not seen before)"
+        );
+        Ok(provider)
     }
 
     fn client(
@@ -256,7 +278,7 @@ impl Oidc {
         nonce: &str,
         pkce_verifier: &str,
     ) -> Result<LoginResult, OidcError> {
-        let mut provider = self.provider().await?;
+        let provider = self.provider().await?;
         let client = self.client(&provider);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -274,15 +296,14 @@ impl Oidc {
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_string());
+        let received = Instant::now();
+        let mut provider = provider;
         let claims =
             match self.check_id_token(&provider, id_token, &nonce, response.access_token()) {
-                Err(IdTokenCheck::UnknownKey) => match self.refresh_jwks(&provider).await? {
-                    Some(fresh) => {
-                        provider = fresh;
-                        self.check_id_token(&provider, id_token, &nonce, response.access_token())
-                    }
-                    None => Err(IdTokenCheck::UnknownKey),
-                },
+                Err(IdTokenCheck::UnknownKey) => {
+                    provider = self.keys_newer_than(received).await?;
+                    self.check_id_token(&provider, id_token, &nonce, response.access_token())
+                }
                 other => other,
             }
             .map_err(|e| match e {
@@ -346,6 +367,7 @@ impl Oidc {
             )) => return Err(IdTokenCheck::UnknownKey),
             Err(e) => return Err(IdTokenCheck::Invalid(e.to_string())),
         };
+        authorized_party_is_us(claims, &self.settings.client_id)?;
         if let Some(expected) = claims.access_token_hash() {
             let invalid = |e: &dyn std::fmt::Display| IdTokenCheck::Invalid(e.to_string());
             let alg = id_token.signing_alg().map_err(|e| invalid(&e))?;
@@ -439,8 +461,9 @@ impl Oidc {
         Some(url.to_string())
     }
 
-    /// The current signing keys, refreshed once if `kid` is unknown.
+    /// The current signing keys; fetched anew if `kid` is not among them.
     async fn keys_for(&self, kid: Option<&str>) -> Result<CoreJsonWebKeySet, OidcError> {
+        let seen_at = Instant::now();
         let provider = self.provider().await?;
         let known =
             |p: &Provider| match kid {
@@ -452,10 +475,24 @@ impl Oidc {
         if known(&provider) {
             return Ok(provider.jwks.clone());
         }
-        match self.refresh_jwks(&provider).await? {
-            Some(p) => Ok(p.jwks.clone()),
-            None => Ok(provider.jwks.clone()),
-        }
+        Ok(self.keys_newer_than(seen_at).await?.jwks.clone())
+    }
+}
+
+/// OIDC Core 3.1.3.7, steps 4 and 5: an `azp` must be our client id, and a token for
+/// several audiences must carry one (the library checks that `aud` includes us).
+fn authorized_party_is_us(
+    claims: &openidconnect::core::CoreIdTokenClaims,
+    client_id: &str,
+) -> Result<(), IdTokenCheck> {
+    match claims.authorized_party() {
+        Some(azp) if azp.as_str() != client_id => Err(IdTokenCheck::Invalid(
+            "the token was issued to another client (azp)".into(),
+        )),
+        None if claims.audiences().len() > 1 => Err(IdTokenCheck::Invalid(
+            "a token for several audiences must name its client in azp".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

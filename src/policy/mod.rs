@@ -317,16 +317,15 @@ fn validate(
 
     let mut identity_headers = Vec::new();
     let mut strip = crate::identity::SpoofableHeaders::default();
-    for key in WELL_KNOWN_IDENTITY_HEADERS {
-        strip.add(key.to_string());
+    for name in WELL_KNOWN_IDENTITY_HEADERS {
+        strip.add(name);
     }
     let mut configured: Vec<_> = raw.identity.headers.iter().collect();
     configured.sort_by_key(|(h, _)| h.span().start().map(|m| (m.line(), m.column())));
     for (header, claim) in configured {
         match identity_header_name(header) {
             Ok(name) => {
-                let key = header_key(name.as_str());
-                strip.add(key);
+                strip.add(name.as_str());
                 if claim.trim().is_empty() {
                     report.at(claim.span(), "name the claim this header carries");
                 }
@@ -350,8 +349,7 @@ fn validate(
     });
     for kind in &grant_types {
         for (name, _, _) in &kind.headers {
-            let key = header_key(name.as_str());
-            strip.add(key);
+            strip.add(name.as_str());
         }
     }
     let request_id_header = raw.identity.request_id_header.as_ref().and_then(|header| {
@@ -376,7 +374,7 @@ fn validate(
             report.at(header.span(), format!("`{}` {problem}", header.trim()));
             return None;
         }
-        strip.add(key);
+        strip.add(&key);
         Some(wire_name(header.trim()))
     });
     for route in &raw.routes {

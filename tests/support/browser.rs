@@ -19,6 +19,8 @@ pub struct Page {
     pub set_cookies: Vec<String>,
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// `HTTP/1.1` or `HTTP/2.0` (an HTTPS jitgate offers h2 by ALPN).
+    pub version: String,
 }
 
 pub struct Browser {
@@ -53,6 +55,7 @@ impl Browser {
             .send()
             .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
         let status = resp.status().as_u16();
+        let version = format!("{:?}", resp.version());
         let header = |name: &str| {
             resp.headers()
                 .get(name)
@@ -78,6 +81,7 @@ impl Browser {
             set_cookies,
             headers,
             body: resp.text().unwrap_or_default(),
+            version,
         }
     }
 

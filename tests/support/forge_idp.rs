@@ -1,10 +1,12 @@
 //! A deliberately dishonest test issuer: it answers every login with the ID token the test
 //! asks for (bad signature, `alg: none`, HMAC, wrong `iss`/`aud`, expired, wrong nonce,
-//! unknown key, wrong state). A real OpenID Provider cannot be made to do this, so this is the
-//! only place such tokens come from. The `Valid` scenario proves the forge itself works, so
+//! unknown key, wrong state, another client's `azp`). A real OpenID Provider cannot be made to
+//! do this, so this is the only place such tokens come from. It can also rotate its signing
+//! key and counts how often its JWKS is fetched. The `Valid` scenario proves the forge itself works, so
 //! a refusal in the other scenarios is jitgate's doing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -28,6 +30,10 @@ pub enum Scenario {
     NonceMismatch,
     UnknownKey,
     StateMismatch,
+    /// `aud` is our client, `azp` another client.
+    AzpOfAnotherClient,
+    /// `aud` names us and another client, with no `azp`.
+    SeveralAudiencesWithoutAzp,
 }
 
 pub struct ForgeIdp {
@@ -37,6 +43,10 @@ pub struct ForgeIdp {
     key: SigningKey,
     rogue_same_kid: SigningKey,
     rogue_other_kid: SigningKey,
+    /// Published next to `key` once `rotate` is called, and then signs ID tokens.
+    next_key: SigningKey,
+    rotated: AtomicBool,
+    jwks_fetches: AtomicUsize,
 }
 
 pub struct ForgeService(pub Arc<ForgeIdp>);
@@ -50,6 +60,9 @@ impl ForgeIdp {
             key: SigningKey::generate("forge-1").unwrap(),
             rogue_same_kid: SigningKey::generate("forge-1").unwrap(),
             rogue_other_kid: SigningKey::generate("rogue-2").unwrap(),
+            next_key: SigningKey::generate("forge-next").unwrap(),
+            rotated: AtomicBool::new(false),
+            jwks_fetches: AtomicUsize::new(0),
         })
     }
 
@@ -69,6 +82,17 @@ impl ForgeIdp {
     /// Signs with a key jitgate has never seen.
     pub fn sign_rogue(&self, header: &Value, claims: &Value) -> String {
         self.rogue_other_kid.sign(header, claims).unwrap()
+    }
+
+    /// Key rotation as real IdPs do it: the new key is published next to the old one and
+    /// signs every ID token from now on.
+    pub fn rotate(&self) {
+        self.rotated.store(true, Ordering::SeqCst);
+    }
+
+    /// How many times the JWKS has been fetched (discovery documents not counted).
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
     }
 
     pub fn issuer(&self) -> String {
@@ -93,6 +117,10 @@ impl ForgeIdp {
                 claims["exp"] = json!(now - 600);
             }
             Scenario::NonceMismatch => claims["nonce"] = json!("not-the-nonce"),
+            Scenario::AzpOfAnotherClient => claims["azp"] = json!("another-client"),
+            Scenario::SeveralAudiencesWithoutAzp => {
+                claims["aud"] = json!([super::CLIENT_ID, "another-client"])
+            }
             _ => {}
         }
         let typ = json!({ "typ": "JWT" });
@@ -115,6 +143,7 @@ impl ForgeIdp {
                 let tag = ring::hmac::sign(&key, input.as_bytes());
                 format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
             }
+            _ if self.rotated.load(Ordering::SeqCst) => self.next_key.sign(&typ, &claims).unwrap(),
             _ => self.key.sign(&typ, &claims).unwrap(),
         }
     }
@@ -146,7 +175,14 @@ impl ServeHttp for ForgeService {
                     "id_token_signing_alg_values_supported": ["ES256"],
                 }),
             ),
-            "/jwks" => (200, None, json!({ "keys": [forge.key.jwk()] })),
+            "/jwks" => {
+                forge.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+                let mut keys = vec![forge.key.jwk()];
+                if forge.rotated.load(Ordering::SeqCst) {
+                    keys.push(forge.next_key.jwk());
+                }
+                (200, None, json!({ "keys": keys }))
+            }
             "/authorize" => {
                 *forge.nonce.lock().unwrap() = query.get("nonce").cloned().unwrap_or_default();
                 let mut state = query.get("state").cloned().unwrap_or_default();
