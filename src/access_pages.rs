@@ -165,6 +165,9 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
     match result {
         Ok(msg) => Ok(back(&msg)),
         Err(GrantError::Store(_)) => Err(Denial::StoreUnavailable),
+        Err(e @ GrantError::AccountDeactivated { .. }) => {
+            Ok(page(403, &app, &format!("Not done: {e}."), "", rid))
+        }
         Err(e) => Ok(back(&format!("Not done: {e}."))),
     }
 }

@@ -12,13 +12,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::grants::Grants;
 use crate::identity::Identity;
 use crate::policy::{AppPolicy, PolicySet};
 use crate::provision::client::{http_client, send};
 use crate::provision::connector::{Connector, OpName, Outcome};
 use crate::provision::template::AccountVars;
-use crate::provision::{context, Accounts};
-use crate::store::{self, AccountRecord, Store};
+use crate::provision::{context, Accounts, Because};
+use crate::store::{self, AccountKey, AccountRecord, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
@@ -48,6 +49,12 @@ pub enum AccountsError {
     Connector(#[from] crate::provision::connector::ConnectorError),
     #[error("cannot start: {0}")]
     Runtime(String),
+    #[error(
+        "say why with --reason (one line, at most 500 characters); it goes into the audit trail"
+    )]
+    BadReason,
+    #[error(transparent)]
+    Grant(#[from] crate::grants::GrantError),
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, AccountsError> {
@@ -150,28 +157,64 @@ async fn operator_target(
     Ok((accounts, record))
 }
 
-/// `jitgate accounts deactivate --app APP --user USER`
+/// `jitgate accounts deactivate --app APP --user USER --reason TEXT`
+///
+/// In this order: the account is deactivated in the app and marked (from then on no grant
+/// can be asked for or approved), the user's sessions on the app's hosts end, their active
+/// grants in the app are revoked and pending requests denied, and the grants' end calls are
+/// made (one that fails stays due, and a running jitgate retries it).
 pub fn deactivate(
     config: &Config,
     policies: &PolicySet,
     app_name: &str,
     user: &str,
+    reason: &str,
 ) -> Result<String, AccountsError> {
     let app = app(policies, app_name)?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().any(char::is_control) || reason.len() > 500 {
+        return Err(AccountsError::BadReason);
+    }
+    let actor = crate::grants::Actor::operator(&crate::operator::name());
     runtime()?.block_on(async {
         let (accounts, record) = operator_target(config, app, user).await?;
         if record.deactivated_at.is_some() {
             return Err(AccountsError::AlreadyDeactivated(user.to_string()));
         }
-        let (sessions, status) = accounts.deactivate(app, &record).await?;
+        let accounts = Arc::new(accounts);
+        let why = Because {
+            by: &actor.username,
+            reason,
+        };
+        let (sessions, status) = accounts.deactivate(app, &record, &why).await?;
         let call = match status {
             Some(s) => format!("the app answered HTTP {s}"),
             None => {
                 "the connector has no deactivate operation: only jitgate's record changed".into()
             }
         };
+        let store = accounts.store();
+        let grants = Grants::new(
+            store.clone(),
+            crate::audit::Audit::new(store),
+            crate::grants::RECHECK_AFTER,
+            Some(accounts.clone()),
+        );
+        let key = AccountKey {
+            app: &app.name,
+            iss: &record.iss,
+            sub: &record.sub,
+        };
+        let (revoked, denied) = grants.end_all_of(key, &actor, reason).await?;
+        let ended_calls = if revoked > 0 {
+            let made = grants.run_end_calls(policies).await?;
+            format!(" ({made} end call(s) made now; any that failed are retried by jitgate)")
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "deactivated {} ({}) in {}: {call}; {sessions} session(s) ended\n",
+            "deactivated {} ({}) in {}: {call}; {sessions} session(s) ended; \
+             {revoked} grant(s) revoked{ended_calls}; {denied} request(s) denied\n",
             record.username, record.sub, app.name
         ))
     })

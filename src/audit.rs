@@ -47,6 +47,9 @@ pub enum AuditKind {
     ElevationDenied,
     /// The call made in the app when a grant started or ended (e.g. role to admin and back).
     GrantAppCall,
+    /// A grant request or approval was refused because the user's account in the app is
+    /// deactivated.
+    GrantRefused,
 }
 
 impl AuditKind {
@@ -74,6 +77,7 @@ impl AuditKind {
             AuditKind::GrantFirstUsed => "grant_first_used",
             AuditKind::ElevationDenied => "elevation_denied",
             AuditKind::GrantAppCall => "grant_app_call",
+            AuditKind::GrantRefused => "grant_refused",
         }
     }
 }

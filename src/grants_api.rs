@@ -43,7 +43,8 @@ fn status_of(e: &GrantError) -> u16 {
         GrantError::SelfApproval
         | GrantError::NotAnApprover(_)
         | GrantError::NotARequester(..)
-        | GrantError::NotAllowedToRevoke => 403,
+        | GrantError::NotAllowedToRevoke
+        | GrantError::AccountDeactivated { .. } => 403,
         GrantError::Conflict | GrantError::NotPending(_) | GrantError::NotRevocable(_) => 409,
         GrantError::Store(_) | GrantError::Random(_) => 503,
         _ => 400,

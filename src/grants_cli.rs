@@ -35,8 +35,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, GrantsCliError> {
 }
 
 fn operator() -> Actor {
-    let name = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    Actor::operator(&name)
+    Actor::operator(&crate::operator::name())
 }
 
 /// `jitgate grants list [--app APP] [--status STATUS]`

@@ -105,7 +105,7 @@ enum AccountsCommand {
         #[arg(long)]
         app: String,
     },
-    /// Leaver: deactivate a user's account in the app and end their sessions there.
+    /// Leaver: deactivate a user's account in the app, end their sessions and grants there.
     Deactivate {
         #[arg(long, short)]
         config: PathBuf,
@@ -114,6 +114,9 @@ enum AccountsCommand {
         /// The user's username or IdP subject (`sub`).
         #[arg(long)]
         user: String,
+        /// Why (e.g. "left the company, HR-4411"); recorded in the audit trail.
+        #[arg(long)]
+        reason: String,
     },
     /// Undo a deactivation: the account is set up again on the user's next visit.
     Reactivate {
@@ -210,9 +213,9 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
     };
     let out = match command {
         AccountsCommand::List { app, .. } => jitgate::accounts_cli::list(&cfg, &policies, &app),
-        AccountsCommand::Deactivate { app, user, .. } => {
-            jitgate::accounts_cli::deactivate(&cfg, &policies, &app, &user)
-        }
+        AccountsCommand::Deactivate {
+            app, user, reason, ..
+        } => jitgate::accounts_cli::deactivate(&cfg, &policies, &app, &user, &reason),
         AccountsCommand::Reactivate { app, user, .. } => {
             jitgate::accounts_cli::reactivate(&cfg, &policies, &app, &user)
         }

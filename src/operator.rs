@@ -9,6 +9,11 @@ use crate::metrics::Metrics;
 use crate::provision::Accounts;
 use crate::store::Store;
 
+/// The operator's name as audit events record it (`operator:<name>`): `$USER`.
+pub fn name() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+}
+
 /// A single-threaded runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()

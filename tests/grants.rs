@@ -863,3 +863,166 @@ fn open_upgrade(port: u16, cookie: &str) -> std::net::TcpStream {
     }
     ws
 }
+
+/// TWO_LAYER with a leaver call and a second grant type that needs an approver.
+fn leaver_policy(origin: &str, token_file: &std::path::Path) -> String {
+    TWO_LAYER
+        .replace(
+            "  operations:\n",
+            "  deactivate:\n    method: DELETE\n    url: /users/{{ account.id }}\n  operations:\n",
+        )
+        .replace(
+            "routes:\n",
+            "  wiki-owner:\n    max_duration: 1h\n    purpose_required: true\n    \
+             requesters: { groups: [support] }\n    approval:\n      approvers: { groups: [engineering] }\n\
+             routes:\n",
+        )
+        .replace("{ORIGIN}", origin)
+        .replace("{TOKEN_FILE}", &token_file.display().to_string())
+}
+
+#[test]
+fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
+    use support::legacy_app::LegacyApp;
+    const TOKEN: &str = "leaver-admin-token";
+    let app = LegacyApp::start(TOKEN);
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let jg = Jitgate::start(Options {
+        policy: Some(leaver_policy(&app.origin(), &token_file)),
+        ..Options::default()
+    });
+    let bob = jg.browser();
+    sign_in(&bob, &jg.app_url("/"), &BOB);
+    let (status, active) = ask(
+        &bob,
+        &jg,
+        json!({"type": "wiki-admin", "purpose": "INC-7 clean-up", "duration": "30m"}),
+    );
+    assert_eq!((status, active["status"].as_str()), (201, Some("active")));
+    wait_for_role(&app, "bob", "admin", Duration::from_secs(2));
+    let (status, pending) = ask(
+        &bob,
+        &jg,
+        json!({"type": "wiki-owner", "purpose": "ownership", "duration": "30m"}),
+    );
+    assert_eq!((status, pending["status"].as_str()), (201, Some("pending")));
+
+    // The leaver, by an operator, with a reason.
+    let config = jg.dir.path().join("jitgate.yaml");
+    let out = jitgate_command(&[
+        "accounts",
+        "deactivate",
+        "--config",
+        config.to_str().unwrap(),
+        "--app",
+        "wiki",
+        "--user",
+        "bob",
+        "--reason",
+        "left the company (HR-4411)",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("1 grant(s) revoked") && said.contains("1 request(s) denied"),
+        "{said}"
+    );
+    // The end call ran at once: bob is no longer admin in the app, and inactive there.
+    assert_eq!(role_of(&app, "bob"), "viewer");
+    let account = app
+        .state
+        .accounts()
+        .into_iter()
+        .find(|a| a.username == "bob")
+        .unwrap();
+    assert!(!account.active);
+    let store = jg.gate().store.clone();
+    let (a, p) = (
+        active["id"].as_str().unwrap(),
+        pending["id"].as_str().unwrap(),
+    );
+    let status_of = |id: &str| {
+        let (store, id) = (store.clone(), id.to_string());
+        jg.block_on(async move { store.get_grant(&id).await })
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    assert_eq!(status_of(a), "revoked");
+    assert_eq!(status_of(p), "denied");
+    // Who and why are in the audit trail.
+    let operator = format!(
+        "operator:{}",
+        std::env::var("USER").unwrap_or("unknown".into())
+    );
+    let events = {
+        let store = store.clone();
+        jg.block_on(async move { store.recent_audit(100).await })
+            .unwrap()
+    };
+    let detail = |kind: &str| -> Value {
+        let e = events
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind}"));
+        serde_json::from_str(&e.detail).unwrap()
+    };
+    assert_eq!(detail("account_deactivated")["by"], json!(operator));
+    assert_eq!(
+        detail("account_deactivated")["reason"],
+        json!("left the company (HR-4411)")
+    );
+    assert_eq!(
+        detail("grant_revoked")["reason"],
+        json!("left the company (HR-4411)")
+    );
+
+    // The IdP still signs bob in; the app stays closed and no grant can be had.
+    let again = jg.browser();
+    let chain = again.login(&jg.app_url("/"), &BOB);
+    assert_eq!(chain.last().unwrap().status, 403, "{:?}", chain.last());
+    let app_updates = app.state.calls("update");
+    let (status, refused) = ask(
+        &again,
+        &jg,
+        json!({"type": "wiki-admin", "purpose": "once more", "duration": "30m"}),
+    );
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deactivated"),
+        "{refused}"
+    );
+    assert!(refused["request_id"].is_string(), "{refused}");
+    // The portal refuses the same way.
+    let portal = again.get(&jg.app_url("/.jitgate/access?type=wiki-admin"));
+    let form: Vec<(String, String)> = [
+        ("csrf", csrf_of(&portal.body)),
+        ("type", "wiki-admin".to_string()),
+        ("purpose", "portal".to_string()),
+        ("ticket", String::new()),
+        ("duration", "30m".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let page = again.post_form(&jg.app_url("/.jitgate/access/request"), &form);
+    assert_eq!(page.status, 403, "{page:?}");
+    assert!(page.body.contains("deactivated"), "{}", page.body);
+    assert!(jg.has_audit("grant_refused"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        app.state.calls("update"),
+        app_updates,
+        "no start call reached the app"
+    );
+    assert_eq!(role_of(&app, "bob"), "viewer");
+}

@@ -485,6 +485,8 @@ fn accounts_commands_list_test_and_deactivate() {
         "wiki",
         "--user",
         "alice",
+        "--reason",
+        "left the company",
     ]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -5,7 +5,9 @@
 //!           requester in `approval.auto` -> active at once; else pending
 //! approve   pending; approver in `approval.approvers`, never the requester, once each;
 //!           `required` approvals -> active (the clock starts at activation)
+//!           refused (403, audited) while the user's account in the app is deactivated
 //! deny / revoke (owner, approvers, operators) / expire (sweep)
+//! leaver    `end_all_of`: active grants revoked (end calls due), pending requests denied
 //! check     every request on an `elevate:` route: cached active grants of this user, and
 //!           the grant's own expiry compared with the clock on each request
 //! ```
@@ -28,6 +30,7 @@ use crate::cache_key::KeyHasherBuilder;
 use crate::clock::now_ms;
 use crate::identity::Identity;
 use crate::policy::{AppPolicy, PolicySet};
+use crate::provision::GrantCall;
 use crate::store::{AccountKey, GrantRecord, Store, StoreError};
 
 /// How long a replica trusts its cached view of a user's grants before re-reading the
@@ -95,6 +98,8 @@ pub enum GrantError {
     AlreadyApproved,
     #[error("the grant changed meanwhile; try again")]
     Conflict,
+    #[error("the account of {user} in {app} is deactivated: no elevated access can be granted")]
+    AccountDeactivated { app: String, user: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot make a grant id: {0}")]
@@ -410,9 +415,11 @@ impl Grants {
                 max: human(kind.max_duration),
             });
         }
+        self.refuse_if_deactivated(&app.name, &actor.iss, &actor.sub, &actor.username, &actor)
+            .await?;
         let now = now_ms();
         let auto = actor.in_any(&kind.auto);
-        let grant = GrantRecord {
+        let mut grant = GrantRecord {
             id: format!("g-{}", &crate::random::token()?[..16]),
             app: app.name.clone(),
             grant_type: kind.name.clone(),
@@ -434,6 +441,20 @@ impl Grants {
         };
         self.store.insert_grant(&grant).await?;
         self.record(AuditKind::GrantRequested, &grant, &actor).await;
+        // A deactivation that ran between the check above and the insert did not see this
+        // grant when it ended the user's grants: look again, and end it here.
+        if let Err(refused) = self
+            .refuse_if_deactivated(&app.name, &grant.iss, &grant.sub, &grant.username, &actor)
+            .await
+        {
+            self.end_one(
+                &mut grant,
+                &Actor::operator("jitgate"),
+                "account deactivated",
+            )
+            .await?;
+            return Err(refused);
+        }
         if auto {
             self.record(AuditKind::GrantActivated, &grant, &actor).await;
             self.forget(&grant.iss, &grant.sub);
@@ -461,6 +482,8 @@ impl Grants {
         if !actor.operator && !actor.in_any(&kind.approvers) {
             return Err(GrantError::NotAnApprover(kind.name.clone()));
         }
+        self.refuse_if_deactivated(&grant.app, &grant.iss, &grant.sub, &grant.username, actor)
+            .await?;
         let mut approvals: Vec<Approval> =
             serde_json::from_str(&grant.approvals).unwrap_or_default();
         if approvals
@@ -558,6 +581,110 @@ impl Grants {
         Ok(grant)
     }
 
+    /// Leaver: ends every grant the user has in `app`. Active grants are revoked (their end
+    /// calls become due, made by [`Self::run_end_calls`]) and pending requests are denied,
+    /// each audited with `actor` and `reason`. Returns how many were revoked and denied.
+    pub async fn end_all_of(
+        &self,
+        key: AccountKey<'_>,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<(usize, usize), GrantError> {
+        let (mut revoked, mut denied) = (0, 0);
+        // A grant changed meanwhile (approved, say) is read again and ended in its new state.
+        for _ in 0..5 {
+            let open: Vec<GrantRecord> = self
+                .store
+                .grants_of(key)
+                .await?
+                .into_iter()
+                .filter(|g| matches!(g.status.as_str(), "pending" | "active"))
+                .collect();
+            if open.is_empty() {
+                return Ok((revoked, denied));
+            }
+            for mut grant in open {
+                let was_active = grant.status == "active";
+                match self.end_one(&mut grant, actor, reason).await {
+                    Ok(()) if was_active => revoked += 1,
+                    Ok(()) => denied += 1,
+                    Err(GrantError::Conflict) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(GrantError::Conflict)
+    }
+
+    /// Revokes an active grant or denies a pending one, for `reason`.
+    async fn end_one(
+        &self,
+        grant: &mut GrantRecord,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<(), GrantError> {
+        let now = now_ms();
+        let planned_end = grant.expires_at.unwrap_or(now);
+        let active = grant.status == "active";
+        let kind = if active {
+            grant.status = "revoked".into();
+            grant.expires_at = Some(planned_end.min(now));
+            if grant.end_call.as_deref() == Some("armed") {
+                grant.end_call = Some("pending".into());
+            }
+            AuditKind::GrantRevoked
+        } else {
+            grant.status = "denied".into();
+            grant.decided_at = Some(now);
+            AuditKind::GrantDenied
+        };
+        grant.ended_by = Some(actor.username.clone());
+        self.commit(grant).await?;
+        self.forget(&grant.iss, &grant.sub);
+        if active {
+            self.note_revoked(&grant.id, planned_end.max(now + 1));
+        }
+        self.record_because(kind, grant, actor, Some(reason)).await;
+        Ok(())
+    }
+
+    /// Refuses (and audits) elevated access for a user whose account in `app` jitgate
+    /// deactivated. Apps without provisioning have no accounts, so nothing to refuse.
+    async fn refuse_if_deactivated(
+        &self,
+        app: &str,
+        iss: &str,
+        sub: &str,
+        username: &str,
+        actor: &Actor,
+    ) -> Result<(), GrantError> {
+        let key = AccountKey { app, iss, sub };
+        let deactivated = self
+            .store
+            .get_account(key)
+            .await?
+            .is_some_and(|a| a.deactivated_at.is_some());
+        if !deactivated {
+            return Ok(());
+        }
+        self.audit
+            .record(
+                AuditKind::GrantRefused,
+                Subject {
+                    iss: Some(iss),
+                    sub: Some(sub),
+                    app: Some(app),
+                    request_id: None,
+                },
+                json!({ "reason": "account deactivated", "by": actor.username }),
+            )
+            .await;
+        Err(GrantError::AccountDeactivated {
+            app: app.to_string(),
+            user: username.to_string(),
+        })
+    }
+
     /// Writes a changed grant as the next version of the one read; a concurrent change wins.
     async fn commit(&self, grant: &mut GrantRecord) -> Result<(), GrantError> {
         let read = grant.version;
@@ -631,7 +758,9 @@ impl Grants {
         };
         let (app, grant, audit) = (app.clone(), grant.clone(), self.audit.clone());
         tokio::spawn(async move {
-            let result = accounts.grant_call(&app, &op, &grant.iss, &grant.sub).await;
+            let result = accounts
+                .grant_call(&app, &op, &grant.iss, &grant.sub, GrantCall::Start)
+                .await;
             app_call_audit(&audit, &grant, "start", &op, &result).await;
         });
     }
@@ -649,7 +778,9 @@ impl Grants {
                 self.store.finish_end_call(&grant.id, "done").await?;
                 continue;
             };
-            let result = accounts.grant_call(app, &op, &grant.iss, &grant.sub).await;
+            let result = accounts
+                .grant_call(app, &op, &grant.iss, &grant.sub, GrantCall::End)
+                .await;
             app_call_audit(&self.audit, &grant, "end", &op, &result).await;
             let state = if result.is_ok() { "done" } else { "pending" };
             self.store.finish_end_call(&grant.id, state).await?;
@@ -659,6 +790,16 @@ impl Grants {
     }
 
     async fn record(&self, kind: AuditKind, grant: &GrantRecord, actor: &Actor) {
+        self.record_because(kind, grant, actor, None).await;
+    }
+
+    async fn record_because(
+        &self,
+        kind: AuditKind,
+        grant: &GrantRecord,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) {
         self.audit
             .record(
                 kind,
@@ -678,6 +819,7 @@ impl Grants {
                     "ticket": grant.ticket,
                     "status": grant.status,
                     "expires_at_ms": grant.expires_at,
+                    "reason": reason,
                 }),
             )
             .await;

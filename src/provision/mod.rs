@@ -704,6 +704,11 @@ impl Accounts {
         );
     }
 
+    /// The store this service keeps accounts in.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     /// Leaver: calls the connector's `deactivate` (if any), ends the user's sessions on the
     /// app's hosts and marks the record, holding the user's lease so no provisioning runs
     /// at the same time. Returns how many sessions ended and the app's status.
@@ -711,6 +716,7 @@ impl Accounts {
         &self,
         app: &AppPolicy,
         record: &AccountRecord,
+        why: &Because<'_>,
     ) -> Result<(usize, Option<u16>), ProvisionError> {
         let key = AccountKey {
             app: &app.name,
@@ -718,7 +724,7 @@ impl Accounts {
             sub: &record.sub,
         };
         let owner = self.operator_lease(app, key).await?;
-        let result = self.deactivate_holding_lease(app, key, record).await;
+        let result = self.deactivate_holding_lease(app, key, record, why).await;
         if let Err(e) = self.store.release_provisioning(key, &owner).await {
             tracing::warn!(error = %e, "could not release a provisioning lease (it expires by itself)");
         }
@@ -761,13 +767,15 @@ impl Accounts {
 
     /// Makes a grant type's call (a named connector operation) for the user's account in
     /// `app`; returns the app's status. The account must exist (jitgate made it at first
-    /// sight); its stored attributes and id feed the templates.
+    /// sight); its stored attributes and id feed the templates. A start call is never made
+    /// for a deactivated account; an end call is (it takes rights away).
     pub async fn grant_call(
         &self,
         app: &AppPolicy,
         operation: &str,
         iss: &str,
         sub: &str,
+        when: GrantCall,
     ) -> Result<u16, ProvisionError> {
         let connector = app.provisioning.as_deref().ok_or(ProvisionError::Refused {
             operation: "grant_call",
@@ -787,6 +795,9 @@ impl Accounts {
             .get_account(key)
             .await?
             .ok_or(ProvisionError::NoAccountId("grant_call"))?;
+        if when == GrantCall::Start && record.deactivated_at.is_some() {
+            return Err(ProvisionError::Deactivated);
+        }
         let mut ctx: TemplateContext = serde_json::from_str(&record.attributes)
             .map_err(|e| ProvisionError::Store(format!("stored attributes: {e}")))?;
         ctx.account = Some(AccountVars {
@@ -838,6 +849,7 @@ impl Accounts {
         app: &AppPolicy,
         key: AccountKey<'_>,
         record: &AccountRecord,
+        why: &Because<'_>,
     ) -> Result<(usize, Option<u16>), ProvisionError> {
         // The record as it is now (a mover may have changed it since it was listed).
         let record = self
@@ -882,11 +894,29 @@ impl Accounts {
                     app: Some(&app.name),
                     request_id: None,
                 },
-                json!({ "account_id": record.account_id, "sessions_ended": ended.len(), "app_status": app_status }),
+                json!({
+                    "account_id": record.account_id, "sessions_ended": ended.len(),
+                    "app_status": app_status, "by": why.by, "reason": why.reason,
+                }),
             )
             .await;
         Ok((ended.len(), app_status))
     }
+}
+
+/// Who asked for a lifecycle change and why, for its audit event.
+#[derive(Debug, Clone, Copy)]
+pub struct Because<'a> {
+    /// `operator:<name>` for the command line.
+    pub by: &'a str,
+    pub reason: &'a str,
+}
+
+/// Which of a grant's app calls is made: rights given (start) or taken back (end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantCall {
+    Start,
+    End,
 }
 
 fn subject<'a>(app: &'a AppPolicy, identity: &'a Identity, who: Who<'a>) -> Subject<'a> {
