@@ -1,6 +1,6 @@
 //! `jitgate accounts list | deactivate | reactivate | test`: operators' view of provisioned accounts.
 //!
-//! `list` shows every account jitgate keeps in an app with when it was created and last
+//! `list` shows every account jitgate keeps in an app (or in every app) with when it was created and last
 //! used, so dormant accounts stand out. `deactivate` is the leaver by hand: the connector's
 //! `deactivate` call, the user's sessions on the app's hosts ended, the record marked (so
 //! jitgate does not quietly re-create the account). `reactivate` undoes that.
@@ -89,22 +89,29 @@ fn when(secs: i64) -> String {
     )
 }
 
-/// `jitgate accounts list --app APP`
+/// `jitgate accounts list [--app APP]`: one app's accounts, or every app's.
 pub fn list(
     config: &Config,
     policies: &PolicySet,
-    app_name: &str,
+    app_name: Option<&str>,
 ) -> Result<String, AccountsError> {
-    let app = app(policies, app_name)?;
+    let apps: Vec<&Arc<AppPolicy>> = match app_name {
+        Some(name) => vec![app(policies, name)?],
+        None => policies.apps().iter().collect(),
+    };
     let rt = runtime()?;
     let rows = rt.block_on(async {
         let store = store::open(&config.store_url).await?;
-        store.list_accounts(&app.name).await
+        let mut rows = Vec::new();
+        for app in &apps {
+            rows.extend(store.list_accounts(&app.name).await?);
+        }
+        Ok::<_, AccountsError>(rows)
     })?;
     let now = crate::clock::now_secs();
     let mut out = format!(
-        "{:<20} {:<24} {:<16} {:<16} {:<16} {:<9} {}\n",
-        "USER", "SUB", "ACCOUNT ID", "CREATED", "LAST SEEN", "IDLE", "STATUS"
+        "{:<12} {:<20} {:<24} {:<16} {:<16} {:<16} {:<9} {}\n",
+        "APP", "USER", "SUB", "ACCOUNT ID", "CREATED", "LAST SEEN", "IDLE", "STATUS"
     );
     for r in &rows {
         let status = match r.deactivated_at {
@@ -112,7 +119,8 @@ pub fn list(
             None => "active".to_string(),
         };
         out.push_str(&format!(
-            "{:<20} {:<24} {:<16} {:<16} {:<16} {:<9} {}\n",
+            "{:<12} {:<20} {:<24} {:<16} {:<16} {:<16} {:<9} {}\n",
+            r.app,
             r.username,
             r.sub,
             r.account_id,
@@ -122,7 +130,11 @@ pub fn list(
             status
         ));
     }
-    out.push_str(&format!("{} account(s) in {}\n", rows.len(), app.name));
+    let scope = match app_name {
+        Some(name) => name.to_string(),
+        None => format!("{} app(s)", apps.len()),
+    };
+    out.push_str(&format!("{} account(s) in {scope}\n", rows.len()));
     Ok(out)
 }
 

@@ -98,12 +98,12 @@ enum GrantsCommand {
 
 #[derive(Subcommand)]
 enum AccountsCommand {
-    /// List an app's accounts with when they were created and last used.
+    /// List accounts with when they were created and last used (every app without --app).
     List {
         #[arg(long, short)]
         config: PathBuf,
         #[arg(long)]
-        app: String,
+        app: Option<String>,
     },
     /// Leaver: deactivate a user's account in the app, end their sessions and grants there.
     Deactivate {
@@ -212,7 +212,9 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let out = match command {
-        AccountsCommand::List { app, .. } => jitgate::accounts_cli::list(&cfg, &policies, &app),
+        AccountsCommand::List { app, .. } => {
+            jitgate::accounts_cli::list(&cfg, &policies, app.as_deref())
+        }
         AccountsCommand::Deactivate {
             app, user, reason, ..
         } => jitgate::accounts_cli::deactivate(&cfg, &policies, &app, &user, &reason),

@@ -440,6 +440,16 @@ fn accounts_commands_list_test_and_deactivate() {
         listed.contains("alice") && listed.contains("bob") && listed.contains("2 account(s)"),
         "{listed}"
     );
+    // Without --app: every app's accounts, with the app named on each line.
+    let out = jitgate_command(&["accounts", "list", "--config", config]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("wiki ")).count(),
+        2,
+        "{listed}"
+    );
+    assert!(listed.contains("2 account(s) in 1 app(s)"), "{listed}");
 
     // `test` prints the requests with the token masked, and sends nothing.
     let claims = s.jg.dir.path().join("carol.json");
