@@ -61,6 +61,10 @@ enum Command {
         /// Where the demo keeps its database and policy.
         #[arg(long, default_value = "jitgate-demo")]
         dir: PathBuf,
+        /// First of the demo's ports: jitgate, then the issuer, the app and its API on the
+        /// next three, the admin listener at +1010.
+        #[arg(long, default_value_t = jitgate::demo::DEFAULT_PORT_BASE)]
+        port_base: u16,
     },
 }
 
@@ -194,10 +198,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Accounts { command } => accounts(command),
         Command::Grants { command } => grants(command),
-        Command::Demo { dir } => {
-            jitgate::demo::run(&dir).context("running the demo")?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Demo { dir, port_base } => match jitgate::demo::run(&dir, port_base) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e @ jitgate::demo::DemoError::PortTaken { .. }) => {
+                eprintln!("jitgate demo: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => Err(e).context("running the demo"),
+        },
     }
 }
 

@@ -31,8 +31,8 @@ pub struct DemoUser {
 pub const DEMO_USERS: &[DemoUser] = &[
     DemoUser {
         login: "alice",
-        name: "Alice Admin",
-        groups: &["engineering", "wiki-admins"],
+        name: "Alice Oncall",
+        groups: &["engineering", "oncall"],
     },
     DemoUser {
         login: "bob",

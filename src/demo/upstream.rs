@@ -3,7 +3,9 @@
 //! It stands in for a legacy app in `jitgate demo` and in the tests (which read its JSON
 //! answer to see what reached the upstream). In the demo it also behaves like an app that
 //! only knows users with an account (`with_accounts`): its page shows the account jitgate
-//! created for you through the app's user API, or refuses you if there is none.
+//! created for you through the app's user API (with its role, which a grant raises), or
+//! refuses you if there is none. In the demo the page also shows the time left on your
+//! active grant, read from jitgate's grants API by the browser.
 
 use async_trait::async_trait;
 use http::Response;
@@ -13,6 +15,24 @@ use serde_json::{json, Map, Value};
 
 use super::accounts::DemoAccounts;
 use crate::pages::escape;
+
+/// The countdown on the demo page: the browser asks jitgate's grants API (same origin, the
+/// user's own session) for an active grant and counts its seconds down, reloading at zero.
+const GRANT_CLOCK: &str = r#"<p id="grant">Checking for an active grant…</p>
+<script>
+fetch('/.jitgate/api/grants').then(r => r.ok ? r.json() : null).then(d => {
+  const el = document.getElementById('grant');
+  const g = d && (d.mine || []).find(g => g.status === 'active' && g.seconds_left > 0);
+  if (!g) { el.textContent = 'No active grant: /admin is refused, and your role is your standing one.'; return; }
+  let left = g.seconds_left;
+  const tick = () => {
+    el.textContent = 'Grant ' + g.type + ' for "' + g.purpose + '" (' + (g.ticket || 'no ticket') + '): '
+      + Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0') + ' left.';
+    if (left-- <= 0) { location.reload(); } else { setTimeout(tick, 1000); }
+  };
+  tick();
+});
+</script>"#;
 
 #[derive(Default)]
 pub struct EchoApp {
@@ -68,7 +88,7 @@ impl ServeHttp for EchoApp {
                     format!(
                         "<p>Your account in this app: <b>#{}</b>, role <b>{}</b>. jitgate created \
                          it through the app's user API on your first visit (see the \
-                         <code>provisioning:</code> section of the demo policy).</p>",
+                         <code>provisioning:</code> section of the demo policy).</p>{GRANT_CLOCK}",
                         a.id,
                         escape(&a.role)
                     ),
@@ -82,17 +102,23 @@ impl ServeHttp for EchoApp {
                 ),
             },
         };
+        let path = req.uri.path();
+        let heading = if path == "/admin" || path.starts_with("/admin/") {
+            format!("Admin area: hello, {}", escape(&user))
+        } else {
+            format!("Hello, {}", escape(&user))
+        };
         let (content_type, body) = if wants_json {
             ("application/json", echo.to_string())
         } else {
             (
                 "text/html; charset=utf-8",
                 format!(
-                    "<!doctype html><title>demo app</title><h1>Hello, {}</h1>{account_html}\
+                    "<!doctype html><title>demo app</title><h1>{heading}</h1>{account_html}\
                      <p>This is the demo app behind jitgate. It received:</p><pre>{}</pre>\
-                     <p><a href=\"/admin\">/admin</a> (wiki-admins only) · \
+                     <p><a href=\"/admin\">/admin</a> (needs a demo-admin grant) · \
+                     <a href=\"/.jitgate/access\">access page</a> · \
                      <a href=\"/.jitgate/logout\">sign out</a></p>",
-                    escape(&user),
                     escape(&serde_json::to_string_pretty(&echo).unwrap_or_default())
                 ),
             )
