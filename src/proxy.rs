@@ -682,10 +682,15 @@ pub fn request_host(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
     while let [rest @ .., b'.'] = host {
         host = rest;
     }
+    // Brackets and colons only in an IPv6 literal: `a:b:80` is not the host `a:b`.
+    let ipv6 = host.first() == Some(&b'[');
     let mut upper = false;
     for &b in host {
         upper |= b.is_ascii_uppercase();
-        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':')) {
+        if !(b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.')
+            || (ipv6 && matches!(b, b'[' | b']' | b':')))
+        {
             return None;
         }
     }
@@ -727,6 +732,10 @@ mod tests {
             Some("[::1]")
         );
         assert_eq!(request_host(&with_host("bad host")), None);
+        // Found by the property tests: `wiki.example.test::` was read as `wiki.example.test:`.
+        assert_eq!(request_host(&with_host("wiki.example.test::")), None);
+        assert_eq!(request_host(&with_host("a:b:80")), None);
+        assert_eq!(request_host(&with_host("a]:80")), None);
         assert_eq!(request_host(&with_host("evil/x")), None);
     }
 }
