@@ -237,19 +237,13 @@ impl ProxyHttp for JitgateProxy {
                 e,
             )
         };
-        // An absolute-form target (`GET http://host/path`) was judged on its path: the app
-        // gets that path, in origin form. (Every other form was refused in `admit`.)
-        if upstream.raw_path().first() != Some(&b'/') {
-            let origin = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let uri = http::Uri::try_from(origin).map_err(|e| {
-                Error::because(
-                    ErrorType::Custom(NOT_FORWARDABLE),
-                    "cannot write the request target for the app",
-                    e,
-                )
-            })?;
-            upstream.set_uri(uri);
-        }
+        in_origin_form(upstream).map_err(|e| {
+            Error::because(
+                ErrorType::Custom(NOT_FORWARDABLE),
+                "cannot write the request target for the app",
+                e,
+            )
+        })?;
         // Removals first: they leave room in the header map for what is added after.
         identity::strip_spoofed(upstream, &app.strip_header_keys);
         cookie::strip_own(upstream, self.gate.cookies);
@@ -359,10 +353,7 @@ impl JitgateProxy {
         let app = gate.policies.load().app_for_host(&host).cloned();
 
         let req = session.req_header();
-        if !target_is_forwarded_as_judged(req) {
-            return Err(Denial::BadRequest("unsupported request target"));
-        }
-        let path = req.uri.path();
+        let path = judged_path(req).ok_or(Denial::BadRequest("unsupported request target"))?;
         if let Some(endpoint) = path.strip_prefix(login::PREFIX) {
             if app.is_none() && !gate.is_auth_host(&host) {
                 return Err(Denial::UnknownHost);
@@ -659,6 +650,24 @@ fn target_is_forwarded_as_judged(req: &RequestHeader) -> bool {
     };
     req.raw_path_is_utf8()
         && (raw.first() == Some(&b'/') || scheme(b"http://") || scheme(b"https://"))
+}
+
+/// The path `admit` judges, or `None` for a target whose bytes would not reach the app as
+/// that path (see [`target_is_forwarded_as_judged`]).
+fn judged_path(req: &RequestHeader) -> Option<&str> {
+    target_is_forwarded_as_judged(req).then(|| req.uri.path())
+}
+
+/// Writes the target the app receives: an absolute-form target (`GET http://host/path`) was
+/// judged on its path, so the app gets that path (and query) in origin form. Origin-form
+/// targets are left as they are. (Every other form was refused in `admit`.)
+fn in_origin_form(upstream: &mut RequestHeader) -> Result<(), http::uri::InvalidUri> {
+    if upstream.raw_path().first() != Some(&b'/') {
+        let origin = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let uri = http::Uri::try_from(origin)?;
+        upstream.set_uri(uri);
+    }
+    Ok(())
 }
 
 /// The request's host, lower case, without port: from `Host`, or the URI under HTTP/2.
