@@ -194,3 +194,118 @@ pub fn config(default: u32) -> ProptestConfig {
         ..ProptestConfig::default()
     }
 }
+
+/// Pieces of YAML syntax and values that validation has to get right.
+const YAML_PIECES: &[&str] = &[
+    "",
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!binary ",
+    "!!str ",
+    "!custom ",
+    "{",
+    "}",
+    "[",
+    "]",
+    "'",
+    "\"",
+    "\t",
+    "? ",
+    "%YAML 1.2",
+    "---",
+    "...",
+    "|",
+    ">-",
+    "#",
+    "~",
+    "null",
+    "true",
+    "0x1F",
+    "1e999",
+    "-1",
+    "99999999999999999999",
+    ".nan",
+    "\u{feff}",
+    "\u{0}",
+    "é",
+    "${JITGATE_FUZZ_UNSET}",
+    "/**",
+    "/a/*/b",
+    "/a/**/b",
+    "**",
+    "GET",
+    "1h",
+    "0s",
+    "-5m",
+    "99999d",
+    "{{ user.sub }}",
+    "{{ nope }}",
+    "{% for %}",
+    "http://",
+    "https://[::1",
+    "a: [b, {c: d}]",
+    "\n  extra: 1",
+    "\n- x",
+    "k: &a [*a]",
+];
+
+/// `seed` (a valid YAML file) with a few edits: lines deleted, duplicated, swapped or
+/// re-indented, and YAML syntax or odd values put in.
+pub fn mutated_yaml(seed: &'static str) -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        3 => proptest::sample::select(YAML_PIECES).prop_map(str::to_string),
+        1 => text(),
+    ];
+    let edit = (
+        0u8..6,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        piece,
+    );
+    proptest::collection::vec(edit, 1..5).prop_map(move |edits| {
+        let mut lines: Vec<String> = seed.lines().map(str::to_string).collect();
+        for (kind, line, at, piece) in edits {
+            if lines.is_empty() {
+                lines.push(piece);
+                continue;
+            }
+            let i = line.index(lines.len());
+            let other = at.index(lines.len());
+            match kind {
+                0 => {
+                    lines.remove(i);
+                }
+                1 => lines.insert(i, lines[i].clone()),
+                2 => lines.swap(i, other),
+                3 => {
+                    let text = &mut lines[i];
+                    if text.starts_with("  ") && at.index(2) == 0 {
+                        text.replace_range(..2, "");
+                    } else {
+                        text.insert_str(0, "  ");
+                    }
+                }
+                4 => {
+                    // Replace the value of `key: value`, or the whole line.
+                    let text = &mut lines[i];
+                    let start = text.find(": ").map_or(0, |c| c + 2);
+                    text.replace_range(start.., &piece);
+                }
+                _ => {
+                    let text = &mut lines[i];
+                    let boundaries: Vec<usize> = (0..=text.len())
+                        .filter(|&b| text.is_char_boundary(b))
+                        .collect();
+                    let b = boundaries[at.index(boundaries.len())];
+                    text.insert_str(b, &piece);
+                }
+            }
+        }
+        lines.join("\n")
+    })
+}
