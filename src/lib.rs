@@ -9,6 +9,8 @@
 pub mod access_pages;
 pub mod accounts_cli;
 pub mod admin;
+#[cfg(test)]
+mod attacker_input;
 pub mod audit;
 pub mod cache_key;
 pub mod clock;

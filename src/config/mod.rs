@@ -8,6 +8,8 @@
 
 mod file;
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

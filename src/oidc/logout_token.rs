@@ -168,3 +168,166 @@ impl Oidc {
         })
     }
 }
+
+/// Properties over forged and malformed logout tokens; `scripts/fuzz.sh` runs them with many
+/// more cases.
+#[cfg(test)]
+mod properties {
+    use std::sync::OnceLock;
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::attacker_input;
+    use crate::config::{IdpSettings, Secret};
+    use crate::demo::signing_key::SigningKey;
+
+    const ISSUER: &str = "https://idp.example.test";
+    const CLIENT: &str = "jitgate";
+
+    /// One key, one relying party and one runtime for every case.
+    fn fixture() -> &'static (SigningKey, Oidc, tokio::runtime::Runtime) {
+        static FIXTURE: OnceLock<(SigningKey, Oidc, tokio::runtime::Runtime)> = OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let key = SigningKey::generate("key-1").unwrap();
+            let settings = IdpSettings {
+                issuer: ISSUER.into(),
+                client_id: CLIENT.into(),
+                client_secret: Secret::new("secret"),
+                scopes: vec!["openid".into()],
+                username_claim: "preferred_username".into(),
+                groups_claim: "groups".into(),
+            };
+            let oidc = Oidc::discovered_for_tests(settings, json!({ "keys": [key.jwk()] }));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            (key, oidc, runtime)
+        })
+    }
+
+    fn verify(token: &str) -> Result<LogoutClaims, LogoutTokenError> {
+        let (_, oidc, runtime) = fixture();
+        runtime.block_on(oidc.verify_logout_token(token, &ReplayGuard::default()))
+    }
+
+    /// The claims of a logout token that passes every check.
+    fn valid_claims(jti: u64) -> Value {
+        json!({
+            "iss": ISSUER, "aud": CLIENT, "iat": crate::clock::now_secs(),
+            "jti": format!("jti-{jti}"), "sid": "session-1",
+            "events": { EVENT: {} },
+        })
+    }
+
+    /// One thing wrong with an otherwise valid token: (header fields, claim edits).
+    fn mutation() -> impl Strategy<Value = (Value, Vec<(&'static str, Option<Value>)>)> {
+        let now = crate::clock::now_secs();
+        proptest::sample::select(vec![
+            (json!({}), vec![("iss", None)]),
+            (
+                json!({}),
+                vec![("iss", Some(json!("https://evil.example.test")))],
+            ),
+            (json!({}), vec![("iss", Some(json!(format!("{ISSUER}/"))))]),
+            (json!({}), vec![("aud", Some(json!("other-client")))]),
+            (json!({}), vec![("aud", Some(json!(["other", "clients"])))]),
+            (json!({}), vec![("aud", Some(json!(7)))]),
+            (json!({}), vec![("aud", None)]),
+            (json!({}), vec![("iat", None)]),
+            (json!({}), vec![("iat", Some(json!(now - 3600)))]),
+            (json!({}), vec![("iat", Some(json!(now + 3600)))]),
+            (json!({}), vec![("iat", Some(json!(format!("{now}"))))]),
+            (json!({}), vec![("exp", Some(json!(now - 3600)))]),
+            (json!({}), vec![("exp", Some(json!("never")))]),
+            (json!({}), vec![("events", None)]),
+            (json!({}), vec![("events", Some(json!({ EVENT: true })))]),
+            (json!({}), vec![("events", Some(json!([EVENT])))]),
+            (json!({}), vec![("nonce", Some(json!("n")))]),
+            (json!({}), vec![("sid", None)]),
+            (
+                json!({}),
+                vec![("sid", Some(json!(1))), ("sub", Some(json!(2)))],
+            ),
+            (json!({}), vec![("jti", None)]),
+            (json!({}), vec![("jti", Some(json!(5)))]),
+            (json!({ "typ": "JWT" }), vec![]),
+            (json!({ "typ": 1 }), vec![]),
+            (json!({ "alg": "none" }), vec![]),
+            (json!({ "alg": "HS256" }), vec![]),
+            (json!({ "alg": "RS256" }), vec![]),
+            (json!({ "alg": "ES384" }), vec![]),
+            (json!({ "alg": ["ES256"] }), vec![]),
+            (json!({ "kid": "key-2" }), vec![]),
+        ])
+    }
+
+    /// Tokens that are not a signed logout token at all: any text, JWT-shaped or not.
+    fn junk_token() -> impl Strategy<Value = String> {
+        let part = prop_oneof![
+            2 => attacker_input::bytes().prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+            2 => attacker_input::text().prop_map(|t| URL_SAFE_NO_PAD.encode(t)),
+            1 => Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"key-1"}"#)),
+            1 => Just(URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#)),
+            1 => attacker_input::text(),
+            1 => Just(String::new()),
+        ];
+        prop_oneof![
+            3 => proptest::collection::vec(part, 1..5).prop_map(|parts| parts.join(".")),
+            1 => attacker_input::text(),
+            1 => attacker_input::bytes().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(attacker_input::config(256))]
+
+        #[test]
+        fn junk_is_refused(token in junk_token()) {
+            prop_assert!(verify(&token).is_err(), "{:?}", token);
+        }
+
+        #[test]
+        fn a_signed_token_with_one_thing_wrong_is_refused(
+            (header, edits) in mutation(),
+            jti in any::<u64>(),
+        ) {
+            let (key, _, _) = fixture();
+            let mut claims = valid_claims(jti);
+            for (name, value) in edits {
+                match value {
+                    Some(value) => claims[name] = value,
+                    None => {
+                        claims.as_object_mut().unwrap().remove(name);
+                    }
+                }
+            }
+            let token = key.sign(&header, &claims).unwrap();
+            prop_assert!(verify(&token).is_err(), "{} {}", header, claims);
+        }
+
+        #[test]
+        fn a_valid_token_altered_after_signing_is_refused(
+            jti in any::<u64>(),
+            at in any::<prop::sample::Index>(),
+            replacement in proptest::sample::select(&b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."[..]),
+        ) {
+            let (key, _, _) = fixture();
+            let token = key.sign(&json!({ "typ": "logout+jwt" }), &valid_claims(jti)).unwrap();
+            // The unaltered token passes: the refusals above are for what was changed.
+            prop_assert!(verify(&token).is_ok());
+            let mut bytes = token.into_bytes();
+            let at = at.index(bytes.len());
+            prop_assume!(bytes[at] != replacement);
+            bytes[at] = replacement;
+            let altered = String::from_utf8(bytes).unwrap();
+            // (base64url without padding: a changed character always changes the bytes, or
+            // leaves bits the decoder refuses.)
+            prop_assert!(verify(&altered).is_err(), "{}", altered);
+        }
+    }
+}

@@ -496,6 +496,31 @@ fn authorized_party_is_us(
     }
 }
 
+/// A relying party whose provider is already discovered, with the given JWKS: tests of token
+/// checks that need no IdP. Its `jwks_uri` is a closed port, so a re-fetch fails at once.
+#[cfg(test)]
+impl Oidc {
+    pub(crate) fn discovered_for_tests(settings: IdpSettings, jwks: Value) -> Self {
+        let metadata: ProviderMetadataWithLogout = serde_json::from_value(serde_json::json!({
+            "issuer": settings.issuer,
+            "authorization_endpoint": format!("{}/authorize", settings.issuer),
+            "jwks_uri": "http://127.0.0.1:9/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        }))
+        .unwrap();
+        let jwks: CoreJsonWebKeySet = serde_json::from_value(jwks).unwrap();
+        let oidc = Self::new(settings, "http://127.0.0.1:8080").unwrap();
+        oidc.provider.store(Some(Arc::new(Provider {
+            metadata: metadata.set_jwks(jwks.clone()),
+            jwks,
+            jwks_fetched: Instant::now(),
+        })));
+        oidc
+    }
+}
+
 enum IdTokenCheck {
     UnknownKey,
     Invalid(String),

@@ -10,6 +10,8 @@
 mod file;
 mod grants;
 pub mod path_pattern;
+#[cfg(test)]
+mod properties;
 mod provisioning;
 
 use std::collections::HashMap;

@@ -91,7 +91,9 @@ pub enum PathError {
 /// Decodes the path part of a request target for matching (the query is dropped).
 ///
 /// Percent-encoded octets are decoded; `//` runs collapse. Refused: `.`/`..` segments (also
-/// when encoded), `%2F`, `%5C`, `%25`, `\`, `%00` and other control characters.
+/// when encoded), `%2F`, `%5C`, `%25`, `\`, `%00` and other control characters. `%3F` and
+/// `%23` stay encoded (as `%3F`, `%23`): a decoded `?` or `#` would end the path when the
+/// result is read again, so normalising twice would give another path.
 pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
     let end = target.find(['?', '#']).unwrap_or(target.len());
     let path = target.get(..end).unwrap_or("");
@@ -115,7 +117,11 @@ pub fn normalize_path(target: &str) -> Result<Cow<'_, str>, PathError> {
             if matches!(value, b'/' | b'\\' | b'%') {
                 return Err(PathError::Ambiguous);
             }
-            decoded.push(value);
+            match value {
+                b'?' => decoded.extend_from_slice(b"%3F"),
+                b'#' => decoded.extend_from_slice(b"%23"),
+                _ => decoded.push(value),
+            }
             i += 3;
         } else {
             decoded.push(b);
@@ -239,6 +245,23 @@ mod tests {
     }
 
     #[test]
+    fn encoded_query_and_fragment_marks_stay_encoded() {
+        // Found by the property tests: `/%3f` normalised to `/?`, which normalises to `/`.
+        for (target, normalized) in [
+            ("/%3f", "/%3F"),
+            ("/wiki/Why%3F?action=edit", "/wiki/Why%3F"),
+            ("/a%23b/", "/a%23b/"),
+            ("//a%3F%23", "/a%3F%23"),
+        ] {
+            assert_eq!(normalize_path(target).unwrap(), normalized, "{target}");
+            assert_eq!(normalize_path(normalized).unwrap(), normalized, "{target}");
+        }
+        // Routing is as before: no literal segment holds `?`, `#` or `%`.
+        assert!(!pat("/admin/**").matches(&normalize_path("/admin%3F/x").unwrap()));
+        assert!(pat("/admin/*").matches(&normalize_path("/admin/x%3F").unwrap()));
+    }
+
+    #[test]
     fn ambiguous_paths_are_refused() {
         for bad in [
             "/a/../admin",
@@ -288,6 +311,113 @@ mod tests {
             "/x/%2e%2e;/admin",
         ] {
             assert_eq!(strip(bad), Err(PathError::Ambiguous), "{bad}");
+        }
+    }
+}
+
+/// Properties over attacker-shaped paths; `scripts/fuzz.sh` runs them with many more cases.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::attacker_input;
+
+    /// Path segments with nothing to decode, and route patterns over the same names.
+    const NAMES: &[&str] = &["admin", "Admin", "api", "a", "x", ".a", "..b", "a;b", "é"];
+    const PATTERN_SEGMENTS: &[&str] = &["admin", "Admin", "api", "a", "x", "*"];
+
+    /// `plain` written the ways a client can disguise it: octets percent-encoded (either hex
+    /// case) and `/` doubled. None of this may change the path that routes see.
+    fn disguised(plain: &str, choices: &[u8]) -> String {
+        let mut out = String::new();
+        for (i, c) in plain.chars().enumerate() {
+            let choice = choices.get(i % choices.len()).copied().unwrap_or(0) % 3;
+            let mut utf8 = [0; 4];
+            match (c, choice) {
+                ('/', 0) => out.push_str("//"),
+                ('/', _) => out.push('/'),
+                (_, 1) => c
+                    .encode_utf8(&mut utf8)
+                    .bytes()
+                    .for_each(|b| out.push_str(&format!("%{b:02X}"))),
+                (_, 2) => c
+                    .encode_utf8(&mut utf8)
+                    .bytes()
+                    .for_each(|b| out.push_str(&format!("%{b:02x}"))),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(attacker_input::config(1024))]
+
+        #[test]
+        fn normalisation_never_panics_and_is_idempotent(target in attacker_input::path()) {
+            if let Ok(normalized) = normalize_path(&target) {
+                let again = normalize_path(&normalized).map(Cow::into_owned);
+                prop_assert_eq!(again, Ok(normalized.to_string()), "from {:?}", target);
+                prop_assert!(normalized.starts_with('/'));
+                prop_assert!(!normalized.contains("//"), "{:?}", normalized);
+                prop_assert!(!normalized.contains('\\'), "{:?}", normalized);
+                let escapes = normalized.replace("%3F", "").replace("%23", "");
+                prop_assert!(!escapes.contains(['%', '?', '#']), "{:?}", normalized);
+                // ASCII controls; C1 controls (U+0080..U+009F) pass, like any other non-ASCII.
+                let control = |b: u8| b < 0x20 || b == 0x7f;
+                prop_assert!(!normalized.bytes().any(control), "{:?}", normalized);
+                prop_assert!(normalized.split('/').all(|s| s != "." && s != ".."));
+            }
+        }
+
+        #[test]
+        fn the_parameterless_reading_is_already_normal(target in attacker_input::path()) {
+            if let Ok(normalized) = normalize_path(&target) {
+                if let Ok(Some(stripped)) = without_path_parameters(&normalized) {
+                    prop_assert!(!stripped.contains(';'));
+                    let again = normalize_path(&stripped).map(Cow::into_owned);
+                    prop_assert_eq!(again, Ok(stripped.clone()), "from {:?}", target);
+                }
+            }
+        }
+
+        #[test]
+        fn pattern_parsing_never_panics(text in attacker_input::path()) {
+            if let Ok(pattern) = PathPattern::parse(&text) {
+                // A pattern that parses matches some normalised path without panicking.
+                let _ = pattern.matches("/");
+                let _ = pattern.matches(&text);
+            }
+        }
+
+        #[test]
+        fn a_disguised_path_normalises_and_routes_like_the_plain_one(
+            names in proptest::collection::vec(proptest::sample::select(NAMES), 1..5),
+            trailing_slash in any::<bool>(),
+            choices in proptest::collection::vec(any::<u8>(), 1..32),
+            pattern in proptest::collection::vec(proptest::sample::select(PATTERN_SEGMENTS), 0..4),
+            any_tail in any::<bool>(),
+        ) {
+            let mut plain = format!("/{}", names.join("/"));
+            if trailing_slash {
+                plain.push('/');
+            }
+            let target = disguised(&plain, &choices);
+            let normalized = normalize_path(&target).map(Cow::into_owned);
+            prop_assert_eq!(normalized, Ok(plain.clone()), "{:?}", target);
+            // Route matching, against the obvious reading of a pattern: segment by segment,
+            // `*` any one segment, a final `**` any rest.
+            let mut text = format!("/{}", pattern.join("/"));
+            if any_tail {
+                text.push_str(if text == "/" { "**" } else { "/**" });
+            }
+            let compiled = PathPattern::parse(&text).unwrap();
+            let segments: Vec<&str> = plain.split('/').filter(|s| !s.is_empty()).collect();
+            let expected = segments.len() >= pattern.len()
+                && (any_tail || segments.len() == pattern.len())
+                && pattern.iter().zip(&segments).all(|(p, s)| *p == "*" || p == s);
+            prop_assert_eq!(compiled.matches(&plain), expected, "{} on {}", text, plain);
         }
     }
 }

@@ -353,3 +353,177 @@ mod tests {
         assert_eq!(t.render("b", Kind::Text, &ctx()).unwrap(), "none");
     }
 }
+
+/// Properties over connector templates and the claim values they are rendered with (an IdP
+/// user can often choose their own name); `scripts/fuzz.sh` runs them with many more cases.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::attacker_input;
+
+    /// Pieces of template syntax, the variables templates may (and may not) name, filters.
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "#}",
+        "{{-",
+        "-}}",
+        " ",
+        "user.sub",
+        "user.username",
+        "user.groups",
+        "user.nope",
+        "claims.email",
+        "claims['a b']",
+        "roles",
+        "role",
+        "app.name",
+        "account.id",
+        "nope",
+        "| urlencode",
+        "| tojson",
+        "| default('x')",
+        "| upper",
+        "| join(',')",
+        "for r in roles",
+        "endfor",
+        "if role",
+        "else",
+        "endif",
+        "range(3)",
+        "loop.index",
+        "'",
+        "\"",
+        "~",
+        "(",
+        ")",
+        "[0]",
+        ".",
+        "..",
+        "/",
+        "?",
+        "=",
+        "&",
+        "%",
+        "%2F",
+        "é",
+        "\u{0}",
+    ];
+
+    fn source() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => proptest::sample::select(PIECES).prop_map(str::to_string),
+                1 => attacker_input::text(),
+            ],
+            0..10,
+        )
+        .prop_map(|pieces| pieces.concat())
+    }
+
+    /// Reverses [`percent_encode`]: `None` if `text` holds anything it would not write.
+    fn percent_decode(text: &str) -> Option<String> {
+        let mut bytes = Vec::new();
+        let mut rest = text.as_bytes();
+        while let [first, tail @ ..] = rest {
+            if *first == b'%' {
+                let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                rest = &tail[2..];
+            } else {
+                bytes.push(*first);
+                rest = tail;
+            }
+        }
+        String::from_utf8(bytes).ok()
+    }
+
+    /// A context whose values are attacker-shaped.
+    fn context() -> impl Strategy<Value = TemplateContext> {
+        let t = attacker_input::text;
+        (
+            t(),
+            t(),
+            proptest::collection::vec(t(), 0..3),
+            t(),
+            proptest::option::of(t()),
+        )
+            .prop_map(|(sub, username, groups, email, account)| TemplateContext {
+                user: UserVars {
+                    iss: "https://idp.example.test".into(),
+                    sub,
+                    username,
+                    groups: groups.clone(),
+                },
+                claims: [("email".to_string(), email)].into(),
+                role: groups.first().cloned(),
+                roles: groups,
+                app: AppVars {
+                    name: "wiki".into(),
+                },
+                account: account.map(|id| AccountVars { id }),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(attacker_input::config(512))]
+
+        #[test]
+        fn any_template_compiles_or_is_refused_and_renders_or_fails(
+            source in source(),
+            ctx in context(),
+            kind in proptest::sample::select(&[Kind::Url, Kind::Text, Kind::Json][..]),
+            account_known in any::<bool>(),
+        ) {
+            let mut templates = Templates::new();
+            if templates.add("t", &source, kind, account_known).is_ok() {
+                let _ = match kind {
+                    Kind::Json => templates.render_json("t", &ctx).map(|_| ()),
+                    _ => templates.render("t", kind, &ctx).map(|_| ()),
+                };
+            }
+        }
+
+        #[test]
+        fn a_value_in_a_url_stays_one_path_segment(ctx in context()) {
+            let mut templates = Templates::new();
+            templates.add("u", "/users/{{ user.username }}/roles", Kind::Url, false).unwrap();
+            let username = ctx.user.username.as_str();
+            match templates.render("u", Kind::Url, &ctx) {
+                Err(_) => prop_assert!(matches!(username, "" | "." | "..")),
+                Ok(rendered) => {
+                    let url = url::Url::parse(&format!("http://api.example.test{rendered}")).unwrap();
+                    let segments: Vec<&str> = url.path_segments().unwrap().collect();
+                    prop_assert_eq!(segments.len(), 3, "{}", rendered);
+                    prop_assert_eq!(segments[0], "users");
+                    prop_assert_eq!(segments[2], "roles");
+                    prop_assert!(url.query().is_none() && url.fragment().is_none());
+                    let decoded = percent_decode(segments[1]);
+                    prop_assert_eq!(decoded.as_deref(), Some(username));
+                }
+            }
+        }
+
+        #[test]
+        fn a_body_value_is_the_claim_itself(ctx in context()) {
+            let mut templates = Templates::new();
+            templates.add("login", "{{ user.username }}", Kind::Json, false).unwrap();
+            templates.add("groups", "{{ user.groups }}", Kind::Json, false).unwrap();
+            templates.add("email", "{{ claims.email }}", Kind::Text, false).unwrap();
+            prop_assert_eq!(
+                templates.render_json("login", &ctx).unwrap(),
+                Value::String(ctx.user.username.clone())
+            );
+            prop_assert_eq!(
+                templates.render_json("groups", &ctx).unwrap(),
+                serde_json::json!(ctx.user.groups)
+            );
+            prop_assert_eq!(&templates.render("email", Kind::Text, &ctx).unwrap(), &ctx.claims["email"]);
+        }
+    }
+}

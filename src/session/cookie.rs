@@ -254,3 +254,125 @@ mod tests {
         assert!(!set.contains("Domain"));
     }
 }
+
+/// Properties over attacker-shaped `Cookie` headers; `scripts/fuzz.sh` runs them with many
+/// more cases.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::attacker_input;
+
+    const TOKEN: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+    const NAMES: &[&str] = &[
+        "jitgate_session",
+        "jitgate_login",
+        "__Host-jitgate",
+        "__Host-jitgate-login",
+        "JITGATE_SESSION",
+        "jitgate_session2",
+        "jitgate",
+        "a",
+        "",
+    ];
+
+    /// One `name=value` (or a bare name), with the whitespace and quotes clients add.
+    fn pair() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            4 => proptest::sample::select(NAMES).prop_map(str::to_string),
+            1 => attacker_input::text(),
+        ];
+        let value = prop_oneof![
+            3 => Just(TOKEN.to_string()),
+            1 => Just(format!("\"{TOKEN}\"")),
+            1 => Just(String::new()),
+            2 => attacker_input::text(),
+        ];
+        let ows = proptest::sample::select(&["", " ", "\t", "  "][..]);
+        (ows.clone(), name, ows.clone(), any::<bool>(), ows, value).prop_map(
+            |(before, name, around, with_value, after, value)| {
+                if with_value {
+                    format!("{before}{name}{around}={after}{value}")
+                } else {
+                    format!("{before}{name}")
+                }
+            },
+        )
+    }
+
+    /// One `Cookie` header value.
+    fn header() -> impl Strategy<Value = Vec<u8>> {
+        let separator = proptest::sample::select(&[";", "; ", ";;", " ; ", ";\t", ","][..]);
+        prop_oneof![
+            4 => proptest::collection::vec((pair(), separator), 0..6).prop_map(|pairs| {
+                pairs.into_iter().map(|(p, s)| format!("{p}{s}")).collect::<String>().into_bytes()
+            }),
+            1 => attacker_input::bytes(),
+        ]
+    }
+
+    /// A request with these `Cookie` headers (those that can be header values at all).
+    fn request(headers: &[Vec<u8>]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for value in headers {
+            if let Ok(value) = http::HeaderValue::from_bytes(value) {
+                req.append_header("Cookie", value).unwrap();
+            }
+        }
+        req
+    }
+
+    /// Every cookie of the request, as `pairs` reads them: (name, whole text).
+    fn cookies(req: &RequestHeader) -> Vec<(Vec<u8>, Vec<u8>)> {
+        req.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .flat_map(|h| pairs(h.as_bytes()).map(|p| (p.name.to_vec(), p.text.to_vec())))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(attacker_input::config(1024))]
+
+        #[test]
+        fn whatever_is_read_as_ours_is_stripped_and_nothing_else(
+            headers in proptest::collection::vec(header(), 0..4),
+            secure in any::<bool>(),
+        ) {
+            let names = CookieNames { secure };
+            let mut req = request(&headers);
+            let before = cookies(&req);
+            let _ = read(&req, names.session());
+            let _ = read(&req, names.login_binding());
+            strip_own(&mut req, names);
+            prop_assert_eq!(read(&req, names.session()), CookieValue::Absent);
+            prop_assert_eq!(read(&req, names.login_binding()), CookieValue::Absent);
+            let own = [names.session().as_bytes(), names.login_binding().as_bytes()];
+            let had_ours = before.iter().any(|(n, _)| own.contains(&n.as_slice()));
+            let others: Vec<_> = before.into_iter().filter(|(n, _)| !own.contains(&n.as_slice())).collect();
+            prop_assert_eq!(cookies(&req), others);
+            if had_ours {
+                // Rewritten as one header (HTTP/1.1 allows one), or removed.
+                prop_assert!(req.headers.get_all(http::header::COOKIE).iter().count() <= 1);
+            }
+        }
+
+        #[test]
+        fn our_token_is_found_among_other_cookies(
+            before in proptest::collection::vec(pair(), 0..4),
+            after in proptest::collection::vec(pair(), 0..4),
+        ) {
+            let foreign = |p: &String| {
+                !pairs(p.as_bytes()).any(|c| c.name == b"jitgate_session")
+            };
+            let mut all: Vec<String> = before.into_iter().filter(foreign).collect();
+            all.push(format!("jitgate_session={TOKEN}"));
+            all.extend(after.into_iter().filter(foreign));
+            let req = request(&[all.join("; ").into_bytes()]);
+            if req.headers.get(http::header::COOKIE).is_some() {
+                prop_assert_eq!(read(&req, "jitgate_session"), CookieValue::Token(TOKEN));
+            }
+        }
+    }
+}
