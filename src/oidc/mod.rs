@@ -497,7 +497,8 @@ fn authorized_party_is_us(
 }
 
 /// A relying party whose provider is already discovered, with the given JWKS: tests of token
-/// checks that need no IdP. Its `jwks_uri` is a closed port, so a re-fetch fails at once.
+/// checks that need no IdP. The keys count as fetched after any token the test makes, so an
+/// unknown `kid` is refused without a fetch (its `jwks_uri` is a closed port anyway).
 #[cfg(test)]
 impl Oidc {
     pub(crate) fn discovered_for_tests(settings: IdpSettings, jwks: Value) -> Self {
@@ -515,7 +516,7 @@ impl Oidc {
         oidc.provider.store(Some(Arc::new(Provider {
             metadata: metadata.set_jwks(jwks.clone()),
             jwks,
-            jwks_fetched: Instant::now(),
+            jwks_asked: Instant::now() + Duration::from_secs(86_400),
         })));
         oidc
     }
