@@ -174,7 +174,8 @@ async fn operator_target(
 /// In this order: the account is deactivated in the app and marked (from then on no grant
 /// can be asked for or approved), the user's sessions on the app's hosts end, their active
 /// grants in the app are revoked and pending requests denied, and the grants' end calls are
-/// made (one that fails stays due, and a running jitgate retries it).
+/// made (one that fails stays due, and a running jitgate retries it). On an account that is
+/// deactivated already, only the grant steps run: that finishes a run that stopped half-way.
 pub fn deactivate(
     config: &Config,
     policies: &PolicySet,
@@ -184,26 +185,30 @@ pub fn deactivate(
 ) -> Result<String, AccountsError> {
     let app = app(policies, app_name)?;
     let reason = reason.trim();
-    if reason.is_empty() || reason.chars().any(char::is_control) || reason.len() > 500 {
+    if reason.is_empty() || reason.chars().any(char::is_control) || reason.chars().count() > 500 {
         return Err(AccountsError::BadReason);
     }
     let actor = crate::grants::Actor::operator(&crate::operator::name());
     runtime()?.block_on(async {
         let (accounts, record) = operator_target(config, app, user).await?;
-        if record.deactivated_at.is_some() {
-            return Err(AccountsError::AlreadyDeactivated(user.to_string()));
-        }
         let accounts = Arc::new(accounts);
-        let why = Because {
-            by: &actor.username,
-            reason,
-        };
-        let (sessions, status) = accounts.deactivate(app, &record, &why).await?;
-        let call = match status {
-            Some(s) => format!("the app answered HTTP {s}"),
-            None => {
-                "the connector has no deactivate operation: only jitgate's record changed".into()
-            }
+        // Already deactivated: a run that stopped half-way (say, the store failed while
+        // ending grants) is finished by running the command again.
+        let again = record.deactivated_at.is_some();
+        let done = if again {
+            "it was deactivated already".to_string()
+        } else {
+            let why = Because {
+                by: &actor.username,
+                reason,
+            };
+            let (sessions, status) = accounts.deactivate(app, &record, &why).await?;
+            let call = match status {
+                Some(s) => format!("the app answered HTTP {s}"),
+                None => "the connector has no deactivate operation: only jitgate's record changed"
+                    .into(),
+            };
+            format!("{call}; {sessions} session(s) ended")
         };
         let store = accounts.store();
         let grants = Grants::new(
@@ -218,15 +223,15 @@ pub fn deactivate(
             sub: &record.sub,
         };
         let (revoked, denied) = grants.end_all_of(key, &actor, reason).await?;
-        let ended_calls = if revoked > 0 {
-            let made = grants.run_end_calls(policies).await?;
-            format!(" ({made} end call(s) made now; any that failed are retried by jitgate)")
-        } else {
-            String::new()
-        };
+        if again && revoked + denied == 0 {
+            return Err(AccountsError::AlreadyDeactivated(user.to_string()));
+        }
+        // Every end call that is due, this user's among them; one that fails stays due and
+        // a running jitgate retries it.
+        let made = grants.run_end_calls(policies).await?;
         Ok(format!(
-            "deactivated {} ({}) in {}: {call}; {sessions} session(s) ended; \
-             {revoked} grant(s) revoked{ended_calls}; {denied} request(s) denied\n",
+            "deactivated {} ({}) in {}: {done}; {revoked} grant(s) revoked, {denied} request(s) \
+             denied; {made} end call(s) made\n",
             record.username, record.sub, app.name
         ))
     })

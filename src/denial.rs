@@ -75,7 +75,8 @@ impl Denial {
                 app,
                 paused_for: None,
             },
-            E::Refused { .. } | E::NoAccountId(_) | E::Connector(_) => {
+            // GrantEnded comes only from grant calls, never from a request's provisioning.
+            E::Refused { .. } | E::NoAccountId(_) | E::Connector(_) | E::GrantEnded => {
                 Denial::AccountRefused { app }
             }
             E::Deactivated => Denial::AccountDeactivated { app },

@@ -88,15 +88,29 @@ fn the_demo_stops_at_once_when_one_of_its_ports_is_taken() {
     // Another program holds the port the demo's identity provider would use.
     let squatter = TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_jitgate"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jitgate"))
         .args(["demo", "--port-base", &base.to_string(), "--dir"])
         .arg(dir.path().join("demo"))
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A demo that ignored the taken port would keep running: give it 10 s, then fail.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the demo kept running next to a program holding port {}",
+                base + 1
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{said}");
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(said.contains(&format!("port {}", base + 1)), "{said}");
     assert!(said.contains("--port-base"), "{said}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("running"));

@@ -116,36 +116,46 @@ fn a_flood_of_unknown_key_ids_fetches_the_jwks_at_most_about_once_a_second() {
         "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
     });
     let url = jg.auth_url("/.jitgate/backchannel-logout");
-    let started = std::time::Instant::now();
-    // Anyone can post logout tokens: 40 of them name keys the IdP never published.
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..8)
-            .map(|w| {
-                let (url, claims, forge, jg) = (&url, &claims, &forge, &jg);
-                scope.spawn(move || {
-                    let browser = jg.browser();
-                    (0..5)
-                        .map(|i| {
-                            let mut c = claims.clone();
-                            c["jti"] = serde_json::json!(format!("flood-{w}-{i}"));
-                            let token = forge.sign_rogue(&serde_json::json!({}), &c);
-                            browser
-                                .post_form(url, &[("logout_token".into(), token)])
-                                .status
-                        })
-                        .collect::<Vec<_>>()
+    // Anyone can post logout tokens: 8 clients post 5 each, naming keys never published.
+    let flood = |tag: &str| -> (Vec<u16>, std::time::Duration, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let answers: Vec<(u16, std::time::Duration)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|w| {
+                    let (url, claims, forge, jg) = (&url, &claims, &forge, &jg);
+                    scope.spawn(move || {
+                        let browser = jg.browser();
+                        (0..5)
+                            .map(|i| {
+                                let mut c = claims.clone();
+                                c["jti"] = serde_json::json!(format!("{tag}-{w}-{i}"));
+                                let token = forge.sign_rogue(&serde_json::json!({}), &c);
+                                let sent = std::time::Instant::now();
+                                let status = browser
+                                    .post_form(url, &[("logout_token".into(), token)])
+                                    .status;
+                                (status, sent.elapsed())
+                            })
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    });
-    let elapsed = started.elapsed();
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let slowest = answers.iter().map(|(_, t)| *t).max().unwrap_or_default();
+        (
+            answers.into_iter().map(|(s, _)| s).collect(),
+            started.elapsed(),
+            slowest,
+        )
+    };
+    let (statuses, elapsed, slowest) = flood("up");
     assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
     let fetches = forge.jwks_fetches() - before;
-    println!("40 unknown kids in {elapsed:?}: {fetches} JWKS fetch(es)");
+    println!("40 unknown kids in {elapsed:?} (slowest {slowest:?}): {fetches} JWKS fetch(es)");
     assert!(
         fetches >= 1,
         "an unknown kid is refused only after a fresh fetch"
@@ -155,6 +165,24 @@ fn a_flood_of_unknown_key_ids_fetches_the_jwks_at_most_about_once_a_second() {
         fetches <= allowed,
         "{fetches} fetches in {elapsed:?}: more than one a second"
     );
+
+    // With the IdP's key endpoint failing, a failed fetch is shared by everyone waiting for
+    // it: still about one fetch a second, and nobody waits long.
+    forge.break_jwks(true);
+    let before = forge.jwks_fetches();
+    let (statuses, elapsed, slowest) = flood("down");
+    let fetches = forge.jwks_fetches() - before;
+    println!(
+        "40 unknown kids, JWKS failing, in {elapsed:?} (slowest {slowest:?}): {fetches} fetch(es)"
+    );
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    assert!(
+        fetches <= elapsed.as_secs_f64().ceil() as usize + 1,
+        "{fetches} fetches in {elapsed:?}"
+    );
+    assert!(slowest < std::time::Duration::from_secs(4), "{slowest:?}");
+    forge.break_jwks(false);
+
     // A real rotation during the flood's aftermath still signs in.
     forge.rotate();
     let ok = attempt(&jg, &forge, Scenario::Valid);

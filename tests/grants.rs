@@ -982,6 +982,31 @@ fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
         detail("grant_revoked")["reason"],
         json!("left the company (HR-4411)")
     );
+    assert_eq!(detail("grant_revoked")["by"], json!(operator));
+    assert_eq!(
+        detail("grant_denied")["reason"],
+        json!("left the company (HR-4411)")
+    );
+    assert_eq!(detail("grant_denied")["by"], json!(operator));
+    // Nothing is left to end: running the command again says so and changes nothing.
+    let again = jitgate_command(&[
+        "accounts",
+        "deactivate",
+        "--config",
+        config.to_str().unwrap(),
+        "--app",
+        "wiki",
+        "--user",
+        "bob",
+        "--reason",
+        "again",
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already deactivated"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 
     // The IdP still signs bob in; the app stays closed and no grant can be had.
     let again = jg.browser();
@@ -1024,5 +1049,76 @@ fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
         app_updates,
         "no start call reached the app"
     );
+    assert_eq!(role_of(&app, "bob"), "viewer");
+}
+
+#[test]
+fn a_pending_request_cannot_be_approved_once_the_account_is_deactivated() {
+    use support::legacy_app::LegacyApp;
+    const TOKEN: &str = "leaver-approve-token";
+    let app = LegacyApp::start(TOKEN);
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let jg = Jitgate::start(Options {
+        policy: Some(leaver_policy(&app.origin(), &token_file)),
+        ..Options::default()
+    });
+    let bob = jg.browser();
+    sign_in(&bob, &jg.app_url("/"), &BOB);
+    let (status, pending) = ask(
+        &bob,
+        &jg,
+        json!({"type": "wiki-owner", "purpose": "ownership", "duration": "30m"}),
+    );
+    assert_eq!(status, 201, "{pending}");
+    let id = pending["id"].as_str().unwrap().to_string();
+    // The account is marked deactivated, as a leaver does first (the grant steps come after
+    // it, so for a moment a request is still pending).
+    let store = jg.gate().store.clone();
+    let sub = BOB.sub.to_string();
+    let iss = {
+        let store = store.clone();
+        jg.block_on(async move { store.list_accounts("wiki").await })
+            .unwrap()
+            .into_iter()
+            .find(|a| a.sub == sub)
+            .unwrap()
+            .iss
+    };
+    {
+        let (store, iss, sub) = (store.clone(), iss.clone(), BOB.sub.to_string());
+        jg.block_on(async move {
+            let key = jitgate::store::AccountKey {
+                app: "wiki",
+                iss: &iss,
+                sub: &sub,
+            };
+            store
+                .deactivate_account(key, jitgate::clock::now_secs())
+                .await
+        })
+        .unwrap();
+    }
+    // alice (engineering, an approver) is signed in; the app's pages are for support only.
+    let alice = jg.browser();
+    alice.login(&jg.app_url("/"), &ALICE);
+    let (status, refused) = decide(&alice, &jg, &id, "approve");
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deactivated"),
+        "{refused}"
+    );
+    let grant = {
+        let store = store.clone();
+        jg.block_on(async move { store.get_grant(&id).await })
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(grant.status, "pending", "not activated");
+    assert!(jg.has_audit("grant_refused"));
     assert_eq!(role_of(&app, "bob"), "viewer");
 }

@@ -443,17 +443,23 @@ impl Grants {
         self.record(AuditKind::GrantRequested, &grant, &actor).await;
         // A deactivation that ran between the check above and the insert did not see this
         // grant when it ended the user's grants: look again, and end it here.
-        if let Err(refused) = self
+        let recheck = self
             .refuse_if_deactivated(&app.name, &grant.iss, &grant.sub, &grant.username, &actor)
-            .await
-        {
-            self.end_one(
-                &mut grant,
-                &Actor::operator("jitgate"),
-                "account deactivated",
-            )
-            .await?;
-            return Err(refused);
+            .await;
+        if let Err(refused) = recheck {
+            // Fail closed: a grant whose account cannot be confirmed does not start.
+            let why = match refused {
+                GrantError::AccountDeactivated { .. } => "account deactivated",
+                _ => "could not confirm the account",
+            };
+            match self
+                .end_one(&mut grant, &Actor::operator("jitgate"), why)
+                .await
+            {
+                // Conflict: the deactivation ended it first.
+                Ok(()) | Err(GrantError::Conflict) => return Err(refused),
+                Err(e) => return Err(e),
+            }
         }
         if auto {
             self.record(AuditKind::GrantActivated, &grant, &actor).await;
@@ -759,7 +765,7 @@ impl Grants {
         let (app, grant, audit) = (app.clone(), grant.clone(), self.audit.clone());
         tokio::spawn(async move {
             let result = accounts
-                .grant_call(&app, &op, &grant.iss, &grant.sub, GrantCall::Start)
+                .grant_call(&app, &op, &grant, GrantCall::Start)
                 .await;
             app_call_audit(&audit, &grant, "start", &op, &result).await;
         });
@@ -778,9 +784,7 @@ impl Grants {
                 self.store.finish_end_call(&grant.id, "done").await?;
                 continue;
             };
-            let result = accounts
-                .grant_call(app, &op, &grant.iss, &grant.sub, GrantCall::End)
-                .await;
+            let result = accounts.grant_call(app, &op, &grant, GrantCall::End).await;
             app_call_audit(&self.audit, &grant, "end", &op, &result).await;
             let state = if result.is_ok() { "done" } else { "pending" };
             self.store.finish_end_call(&grant.id, state).await?;

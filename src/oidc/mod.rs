@@ -6,14 +6,16 @@
 //! redirect loop. Signing keys come only from the provider's `jwks_uri`. A token signed with
 //! an unknown `kid` is refused only after a JWKS fetch that started after the token was
 //! seen, so a key rotation never refuses a login; one fetch runs at a time (others wait for
-//! it and share its result) and fetches start at least [`JWKS_FETCH_FLOOR`] apart, so a flood
-//! of bogus `kid`s cannot make jitgate hammer the IdP. Only asymmetric algorithms are
+//! it and share its outcome, failure included), fetches start at least [`JWKS_FETCH_FLOOR`]
+//! apart, and only a bounded number of tokens wait, so a flood of bogus `kid`s can neither
+//! make jitgate hammer the IdP nor pile up behind a slow one. Only asymmetric algorithms are
 //! accepted, so `alg: none` and HMAC tokens fail. `azp`, when present, must be our client id,
 //! and a token for several audiences must name us in `azp` (OIDC Core 3.1.3.7).
 
 mod jwt;
 pub mod logout_token;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,11 @@ const MAX_ID_TOKEN_AGE: i64 = 600;
 const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
 /// The shortest time between the starts of two JWKS fetches.
 pub const JWKS_FETCH_FLOOR: Duration = Duration::from_secs(1);
+/// A JWKS fetch that takes longer than this has failed (and its waiters are told so).
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Tokens waiting for a JWKS fetch at once; more are refused at once (503) rather than
+/// queued, so a flood of made-up `kid`s cannot pile up tasks behind a slow IdP.
+const MAX_JWKS_WAITERS: usize = 64;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +89,35 @@ pub struct Oidc {
     provider: ArcSwapOption<Provider>,
     /// Held while discovering; the time of the last attempt.
     discovery_lock: Mutex<Option<Instant>>,
-    /// Held while fetching the JWKS; the time the last fetch started.
-    jwks_lock: Mutex<Option<Instant>>,
+    /// Held while fetching the JWKS; how the last fetch went.
+    jwks_lock: Mutex<LastJwksFetch>,
+    /// How many tokens wait for `jwks_lock` now (at most [`MAX_JWKS_WAITERS`]).
+    jwks_waiters: AtomicUsize,
+}
+
+/// The last JWKS fetch: when it was sent and, if it failed, why. Waiters that arrived
+/// before it was sent take its outcome, failure included, instead of fetching again.
+#[derive(Default)]
+struct LastJwksFetch {
+    asked: Option<Instant>,
+    failed: Option<String>,
+}
+
+/// A place in the queue for `jwks_lock`, given back on drop.
+struct JwksWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> JwksWaiter<'a> {
+    fn join(waiters: &'a AtomicUsize) -> Option<Self> {
+        let before = waiters.fetch_add(1, Ordering::AcqRel);
+        let waiter = Self(waiters);
+        (before < MAX_JWKS_WAITERS).then_some(waiter)
+    }
+}
+
+impl Drop for JwksWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Where to send the browser, and what to remember until it comes back.
@@ -141,7 +175,8 @@ impl Oidc {
             http,
             provider: ArcSwapOption::empty(),
             discovery_lock: Mutex::new(None),
-            jwks_lock: Mutex::new(None),
+            jwks_lock: Mutex::new(LastJwksFetch::default()),
+            jwks_waiters: AtomicUsize::new(0),
         })
     }
 
@@ -194,15 +229,27 @@ impl Oidc {
 
     /// Keys at least as new as `seen_at` (when an unknown `kid` was met): the current set if
     /// it was fetched after that moment, else a fresh fetch. Fetches are serialised by
-    /// `jwks_lock`, so callers that queue behind one share its result, and each starts at
-    /// least [`JWKS_FETCH_FLOOR`] after the previous one.
+    /// `jwks_lock`: callers that queued behind one take its outcome (keys or failure), each
+    /// fetch starts at least [`JWKS_FETCH_FLOOR`] after the previous one and is given up after
+    /// [`JWKS_FETCH_TIMEOUT`], and at most [`MAX_JWKS_WAITERS`] callers wait at once.
     async fn keys_newer_than(&self, seen_at: Instant) -> Result<Arc<Provider>, OidcError> {
-        let mut last_fetch = self.jwks_lock.lock().await;
+        let Some(_waiter) = JwksWaiter::join(&self.jwks_waiters) else {
+            return Err(OidcError::Unavailable(
+                "too many tokens are waiting for the identity provider's keys".into(),
+            ));
+        };
+        let mut last = self.jwks_lock.lock().await;
         let current = self.provider().await?;
         if current.jwks_asked >= seen_at {
             return Ok(current);
         }
-        let since = last_fetch
+        if let (Some(asked), Some(why)) = (last.asked, &last.failed) {
+            if asked >= seen_at {
+                return Err(OidcError::Unavailable(why.clone()));
+            }
+        }
+        let since = last
+            .asked
             .into_iter()
             .chain([current.jwks_asked])
             .max()
@@ -212,10 +259,22 @@ impl Oidc {
             tokio::time::sleep(JWKS_FETCH_FLOOR - since).await;
         }
         let asked = Instant::now();
-        *last_fetch = Some(asked);
-        let jwks = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| OidcError::Unavailable(error_chain(&e)))?;
+        last.asked = Some(asked);
+        last.failed = None;
+        let fetch = CoreJsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http);
+        let jwks = match tokio::time::timeout(JWKS_FETCH_TIMEOUT, fetch).await {
+            Ok(Ok(jwks)) => jwks,
+            Ok(Err(e)) => {
+                let why = format!("cannot fetch the signing keys: {}", error_chain(&e));
+                last.failed = Some(why.clone());
+                return Err(OidcError::Unavailable(why));
+            }
+            Err(_) => {
+                let why = "fetching the signing keys timed out".to_string();
+                last.failed = Some(why.clone());
+                return Err(OidcError::Unavailable(why));
+            }
+        };
         let provider = Arc::new(Provider {
             metadata: current.metadata.clone().set_jwks(jwks.clone()),
             jwks,

@@ -24,7 +24,7 @@ use marked_yaml::Spanned;
 use url::Url;
 
 use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
-use crate::identity::{header_key, Identity};
+use crate::identity::{folded_name, header_key, Identity};
 use crate::provision::connector::Connector;
 use file::PolicyFile;
 pub use path_pattern::{normalize_path, without_path_parameters, PathError, PathPattern};
@@ -364,8 +364,10 @@ fn validate(
                 .iter()
                 .any(|k| k.headers.iter().any(|(h, _, _)| *h == name))
             || (strip.contains(&key) && key != "x-jitgate-request-id");
-        let problem = if !key.starts_with("x-") || REQUEST_ID_HEADER_REFUSED.contains(&key.as_str())
-        {
+        let refused = REQUEST_ID_HEADER_REFUSED
+            .iter()
+            .any(|r| folded_name(r) == folded_name(&key));
+        let problem = if !key.starts_with("x-") || refused {
             Some("must be an `X-` header that neither HTTP nor browsers give a meaning to, e.g. `X-Request-Id`")
         } else if taken {
             Some("is already an identity or grant header: the app could mistake the id for one")
@@ -622,6 +624,8 @@ fn identity_header_name(header: &Spanned<String>) -> Result<HeaderName, String> 
 }
 
 /// Headers HTTP itself uses, which no policy may set.
+/// Compared with case and punctuation ignored, as stripping compares them: a policy header
+/// named `Content.Length` would otherwise make jitgate strip the real `Content-Length`.
 fn identity_header_name_reserved(name: &str) -> bool {
     const RESERVED: &[&str] = &[
         "host",
@@ -638,6 +642,10 @@ fn identity_header_name_reserved(name: &str) -> bool {
         "x-forwarded-for",
         "x-forwarded-proto",
         "x-forwarded-host",
+        "expect",
+        "keep-alive",
+        "proxy-connection",
     ];
-    RESERVED.contains(&name)
+    let name = folded_name(name);
+    RESERVED.iter().any(|r| folded_name(r) == name)
 }

@@ -37,7 +37,7 @@ use crate::clock::now_secs;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::policy::AppPolicy;
-use crate::store::{AccountKey, AccountRecord, Store, StoreOutage};
+use crate::store::{AccountKey, AccountRecord, GrantRecord, Store, StoreOutage};
 use client::{Answer, ApiClient, CallError, Who};
 use connector::{Connector, ConnectorError, OpName, Outcome};
 use template::{AccountVars, AppVars, TemplateContext, UserVars};
@@ -73,6 +73,8 @@ pub enum ProvisionError {
     Connector(#[from] ConnectorError),
     #[error("the account was deactivated")]
     Deactivated,
+    #[error("the grant ended before its start call could be made")]
+    GrantEnded,
     #[error("store: {0}")]
     Store(String),
 }
@@ -87,6 +89,7 @@ impl ProvisionError {
             ProvisionError::Refused { .. } | ProvisionError::NoAccountId(_) => "refused",
             ProvisionError::Connector(_) => "connector",
             ProvisionError::Deactivated => "deactivated",
+            ProvisionError::GrantEnded => "grant_ended",
             ProvisionError::Store(_) => "store",
         }
     }
@@ -765,17 +768,44 @@ impl Accounts {
         Ok(())
     }
 
-    /// Makes a grant type's call (a named connector operation) for the user's account in
-    /// `app`; returns the app's status. The account must exist (jitgate made it at first
-    /// sight); its stored attributes and id feed the templates. A start call is never made
-    /// for a deactivated account; an end call is (it takes rights away).
+    /// Makes a grant type's call (a named connector operation) for the grant owner's account
+    /// in `app`; returns the app's status. The account must exist (jitgate made it at first
+    /// sight); its stored attributes and id feed the templates.
+    ///
+    /// The call holds the user's lease, the one provisioning and deactivation hold, so a
+    /// grant's start and end calls and a leaver reach the app one at a time and in order. A
+    /// start call then re-reads the store: it is never made for a deactivated account, nor
+    /// for a grant that ended meanwhile (its end call may already have been made). An end
+    /// call is always made: it takes rights away.
     pub async fn grant_call(
         &self,
         app: &AppPolicy,
         operation: &str,
-        iss: &str,
-        sub: &str,
+        grant: &GrantRecord,
         when: GrantCall,
+    ) -> Result<u16, ProvisionError> {
+        let key = AccountKey {
+            app: &app.name,
+            iss: &grant.iss,
+            sub: &grant.sub,
+        };
+        let owner = self.operator_lease(app, key).await?;
+        let result = self
+            .grant_call_holding_lease(app, operation, grant, when, key)
+            .await;
+        if let Err(e) = self.store.release_provisioning(key, &owner).await {
+            tracing::warn!(error = %e, "could not release a provisioning lease (it expires by itself)");
+        }
+        result
+    }
+
+    async fn grant_call_holding_lease(
+        &self,
+        app: &AppPolicy,
+        operation: &str,
+        grant: &GrantRecord,
+        when: GrantCall,
+        key: AccountKey<'_>,
     ) -> Result<u16, ProvisionError> {
         let connector = app.provisioning.as_deref().ok_or(ProvisionError::Refused {
             operation: "grant_call",
@@ -785,18 +815,24 @@ impl Accounts {
             operation: "grant_call",
             status: 0,
         })?;
-        let key = AccountKey {
-            app: &app.name,
-            iss,
-            sub,
-        };
         let record = self
             .store
             .get_account(key)
             .await?
             .ok_or(ProvisionError::NoAccountId("grant_call"))?;
-        if when == GrantCall::Start && record.deactivated_at.is_some() {
-            return Err(ProvisionError::Deactivated);
+        if when == GrantCall::Start {
+            if record.deactivated_at.is_some() {
+                return Err(ProvisionError::Deactivated);
+            }
+            let now = crate::clock::now_ms();
+            let still_active = self
+                .store
+                .get_grant(&grant.id)
+                .await?
+                .is_some_and(|g| g.status == "active" && g.expires_at.is_some_and(|e| e > now));
+            if !still_active {
+                return Err(ProvisionError::GrantEnded);
+            }
         }
         let mut ctx: TemplateContext = serde_json::from_str(&record.attributes)
             .map_err(|e| ProvisionError::Store(format!("stored attributes: {e}")))?;
@@ -805,8 +841,8 @@ impl Accounts {
         });
         let request = connector.request(op, &ctx)?;
         let who = Who {
-            iss,
-            sub,
+            iss: key.iss,
+            sub: key.sub,
             request_id: None,
         };
         let answer = self.client.call(connector, op, &request, who).await?;

@@ -47,6 +47,8 @@ pub struct ForgeIdp {
     next_key: SigningKey,
     rotated: AtomicBool,
     jwks_fetches: AtomicUsize,
+    /// When set, `/jwks` answers 500.
+    jwks_broken: AtomicBool,
 }
 
 pub struct ForgeService(pub Arc<ForgeIdp>);
@@ -63,6 +65,7 @@ impl ForgeIdp {
             next_key: SigningKey::generate("forge-next").unwrap(),
             rotated: AtomicBool::new(false),
             jwks_fetches: AtomicUsize::new(0),
+            jwks_broken: AtomicBool::new(false),
         })
     }
 
@@ -88,6 +91,11 @@ impl ForgeIdp {
     /// signs every ID token from now on.
     pub fn rotate(&self) {
         self.rotated.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes `/jwks` answer 500 (or work again).
+    pub fn break_jwks(&self, broken: bool) {
+        self.jwks_broken.store(broken, Ordering::SeqCst);
     }
 
     /// How many times the JWKS has been fetched (discovery documents not counted).
@@ -175,6 +183,10 @@ impl ServeHttp for ForgeService {
                     "id_token_signing_alg_values_supported": ["ES256"],
                 }),
             ),
+            "/jwks" if forge.jwks_broken.load(Ordering::SeqCst) => {
+                forge.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+                (500, None, json!({ "error": "broken on purpose" }))
+            }
             "/jwks" => {
                 forge.jwks_fetches.fetch_add(1, Ordering::SeqCst);
                 let mut keys = vec![forge.key.jwk()];
