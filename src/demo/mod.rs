@@ -129,6 +129,8 @@ pub fn run(dir: &Path) -> Result<(), DemoError> {
             http: Some(([127, 0, 0, 1], PROXY_PORT).into()),
             https: None,
             admin: Some(([127, 0, 0, 1], ADMIN_PORT).into()),
+            upgrade_socket: dir.join("upgrade.sock"),
+            ..Listen::default()
         },
         public: PublicUrl {
             base: base.clone(),
