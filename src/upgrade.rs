@@ -40,6 +40,12 @@ pub enum UpgradeError {
     NotRunning { pid: i32, path: PathBuf },
     #[error("the pid file {path} names this process")]
     OwnPid { path: PathBuf },
+    #[error("process {pid} (from {path}) is `{name}`, not jitgate: the pid file is stale")]
+    NotJitgate {
+        pid: i32,
+        path: PathBuf,
+        name: String,
+    },
     #[error("cannot signal process {pid} (from {path}): {source}")]
     Signal {
         pid: i32,
@@ -85,7 +91,21 @@ impl OldProcess {
         }
         // Signal "none" only checks that the process exists and may be signalled.
         match kill(Pid::from_raw(pid), None) {
-            Ok(()) => Ok(Self(pid)),
+            Ok(()) => {
+                // A pid file left by a crash may name a process that took the number since:
+                // SIGQUIT would stop it. Its name must be ours.
+                let name = |proc: &str| std::fs::read_to_string(format!("/proc/{proc}/comm"));
+                match (name(&pid.to_string()), name("self")) {
+                    (Ok(theirs), Ok(ours)) if theirs.trim() != ours.trim() => {
+                        Err(UpgradeError::NotJitgate {
+                            pid,
+                            path: path.to_path_buf(),
+                            name: theirs.trim().to_string(),
+                        })
+                    }
+                    _ => Ok(Self(pid)),
+                }
+            }
             Err(nix::Error::ESRCH) => Err(UpgradeError::NotRunning {
                 pid,
                 path: path.to_path_buf(),
@@ -213,6 +233,10 @@ mod tests {
             OldProcess::from_pid_file(&path),
             Err(UpgradeError::NotRunning { .. })
         ));
+        // A running process that is not jitgate (this test's own parent, cargo).
+        std::fs::write(&path, format!("{}\n", std::os::unix::process::parent_id())).unwrap();
+        let err = OldProcess::from_pid_file(&path).unwrap_err().to_string();
+        assert!(err.contains("not jitgate"), "{err}");
         // Not ours any more: left alone.
         remove_pid_file_if_ours(&path);
         assert!(path.exists());
