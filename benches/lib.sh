@@ -2,7 +2,8 @@
 # (release build) in front of a static nginx upstream, the test IdP from tests/idp
 # (oidc-provider) with as many users as asked for, and sign-in with curl.
 #
-# The caller sets `work` (a scratch directory, removed by `bench_cleanup`) and may set
+# The caller sets `work` (a scratch directory, removed by `bench_cleanup` unless KEEP_WORK is
+# set) and may set
 # JITGATE_PORT, ADMIN_PORT, UPSTREAM_PORT, PROXY_THREADS before calling these functions.
 # Everything listens on 127.0.0.1 only.
 
@@ -34,7 +35,7 @@ bench_cleanup() {
   if [ -f "$work/jitgate.pid" ]; then kill "$(cat "$work/jitgate.pid")" 2>/dev/null || true; fi
   if [ -f "$work/up.pid" ]; then kill "$(cat "$work/up.pid")" 2>/dev/null || true; fi
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "${KEEP_WORK:-}" ]; then echo "logs and data kept in $work"; else rm -rf "$work"; fi
 }
 
 wait_port() {
