@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::grants::Grants;
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::oidc::logout_token::ReplayGuard;
 use crate::oidc::{Oidc, OidcError};
@@ -33,6 +34,8 @@ pub struct Gate {
     pub metrics: Metrics,
     pub cookies: CookieNames,
     pub logout_replay: ReplayGuard,
+    /// Draining during a graceful upgrade or shutdown, and the background jobs that stop then.
+    pub lifecycle: Lifecycle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,7 @@ impl Gate {
             },
             policies: ArcSwap::from_pointee(policies),
             logout_replay: ReplayGuard::default(),
+            lifecycle: Lifecycle::default(),
             oidc,
             store,
             config,

@@ -24,6 +24,7 @@ pub mod grants;
 pub mod grants_api;
 pub mod grants_cli;
 pub mod identity;
+pub mod lifecycle;
 pub mod login;
 pub mod metrics;
 pub mod oidc;
@@ -37,6 +38,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod upgrade;
 
 /// mimalloc for every binary built on this crate: jitgate itself, its tests, and the bare
 /// pingora passthrough it is benchmarked against (so that comparison stays like for like).

@@ -37,6 +37,15 @@ enum Command {
         /// Worker threads per listener (default: number of CPUs).
         #[arg(long)]
         threads: Option<usize>,
+        /// Take over the listening sockets of the running jitgate (graceful upgrade). With
+        /// --pid-file, that process is told to hand them over once this one is ready;
+        /// without it, send SIGQUIT to it yourself within 5 s.
+        #[arg(long)]
+        upgrade: bool,
+        /// Write this process's id here once it listens (and read the old one's from here
+        /// with --upgrade).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// Validate a config file and its policies, or a policies directory alone.
     Check {
@@ -174,7 +183,12 @@ fn init_logging(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { config, policies } => Ok(check(config, policies)),
-        Command::Run { config, threads } => {
+        Command::Run {
+            config,
+            threads,
+            upgrade,
+            pid_file,
+        } => {
             let Some((cfg, policies)) = load(&config) else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -188,13 +202,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .map(|n| n.get())
                     .unwrap_or(2)
             });
-            let control = server::start_control(cfg, policies).context("starting jitgate")?;
-            let server = server::build_server(control.gate.clone(), threads)
-                .context("building the listeners")?;
-            tracing::info!("jitgate is running");
-            server.run(pingora_core::server::RunArgs::default());
-            drop(control);
-            Ok(ExitCode::SUCCESS)
+            run_proxy(cfg, policies, threads, upgrade, pid_file.as_deref())
         }
         Command::Accounts { command } => accounts(command),
         Command::Grants { command } => grants(command),
@@ -207,6 +215,58 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Err(e) => Err(e).context("running the demo"),
         },
     }
+}
+
+/// `jitgate run`: binds the listeners, or with `upgrade` takes them over from the running
+/// jitgate (see `jitgate::upgrade`), and serves until told to stop.
+fn run_proxy(
+    cfg: config::Config,
+    policies: policy::PolicySet,
+    threads: usize,
+    upgrade: bool,
+    pid_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    // Everything that can go wrong is checked before the old process hears from us.
+    let old = match (upgrade, pid_file) {
+        (true, Some(path)) => Some(jitgate::upgrade::OldProcess::from_pid_file(path)?),
+        _ => None,
+    };
+    if upgrade {
+        jitgate::upgrade::check_socket_path(&cfg.listen.upgrade_socket)?;
+    }
+    let upgrade_socket = cfg.listen.upgrade_socket.clone();
+    let control = server::start_control(cfg, policies).context("starting jitgate")?;
+    let mut server = if upgrade {
+        server::build_server_taking_over(control.gate.clone(), threads)
+    } else {
+        server::build_server(control.gate.clone(), threads)
+    }
+    .context("building the listeners")?;
+    if upgrade {
+        match (old, pid_file) {
+            (Some(old), Some(path)) => {
+                old.hand_over(path)?;
+                tracing::info!(old_pid = old.pid(), socket = %upgrade_socket.display(), "asked the running jitgate to hand over its listening sockets");
+            }
+            _ => {
+                tracing::info!(socket = %upgrade_socket.display(), "waiting up to 5 s for the listening sockets: send SIGQUIT to the running jitgate")
+            }
+        }
+        // Blocks until the sockets arrive; pingora exits the process if none come.
+        server.bootstrap();
+    }
+    if let Some(path) = pid_file {
+        jitgate::upgrade::write_pid_file(path)?;
+    }
+    control.drain_when_told(&server);
+    jitgate::upgrade::notify_systemd_ready();
+    tracing::info!(pid = std::process::id(), "jitgate is running");
+    server.run(pingora_core::server::RunArgs::default());
+    control.finish();
+    if let Some(path) = pid_file {
+        jitgate::upgrade::remove_pid_file_if_ours(path);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,8 @@
 //! The request path: jitgate's `ProxyHttp` implementation.
 //!
 //! ```text
-//! request_filter          request id; host -> app (404); /.jitgate/* -> login::handle;
+//! request_filter          `Connection: close` while draining (upgrade, shutdown);
+//!                         request id; host -> app (404); /.jitgate/* -> login::handle;
 //!                         path normalised (400); cookie -> session (cache, else store) ->
 //!                         login redirect / 401; route decision (403); on `elevate:` routes
 //!                         an active grant (403 / 503 if the store is down); the user's
@@ -116,6 +117,10 @@ impl ProxyHttp for JitgateProxy {
 
     /// Runs once the request head is read. `Ok(true)` means we answered it ourselves.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if self.gate.lifecycle.is_draining() {
+            // Handing over: the client's next request opens a connection to the new process.
+            session.set_keepalive(None);
+        }
         match self.admit(session, ctx).await {
             Ok(None) => Ok(false),
             Ok(Some(reply)) => {

@@ -69,7 +69,7 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
     entries
 }
 
-/// Runs forever: reloads on SIGHUP and on file changes.
+/// Reloads on SIGHUP and on file changes, until the process drains.
 pub async fn watch(gate: Arc<Gate>) {
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -84,6 +84,7 @@ pub async fn watch(gate: Arc<Gate>) {
         let by_signal = tokio::select! {
             _ = tick.tick() => false,
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            _ = gate.lifecycle.stopped() => return,
         };
         let now = fingerprint(&gate.config.policies_dir);
         if by_signal || now != seen {
@@ -143,11 +144,15 @@ pub async fn listen_grant_changes(gate: Arc<Gate>) {
 }
 
 /// Marks grants whose time is up as expired, every second (for the audit trail and the
-/// lists: enforcement itself compares the expiry on every request).
+/// lists: enforcement itself compares the expiry on every request), until the process drains.
 pub async fn expire_grants(gate: Arc<Gate>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tick.tick().await;
+        // A sweep under way is finished; the next one is left to the process taking over.
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = gate.lifecycle.stopped() => return,
+        }
         if let Err(e) = gate.grants.expire_due().await {
             tracing::warn!(error = %e, "grant expiry sweep failed");
         }
@@ -158,11 +163,14 @@ pub async fn expire_grants(gate: Arc<Gate>) {
     }
 }
 
-/// Deletes expired sessions from the store every few minutes.
+/// Deletes expired sessions from the store every few minutes, until the process drains.
 pub async fn sweep_sessions(gate: Arc<Gate>) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = gate.lifecycle.stopped() => return,
+        }
         match gate.sessions.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),

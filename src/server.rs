@@ -5,13 +5,17 @@
 //! lives as long as the process: it opens the store (creating and migrating it), owns the
 //! store's connection pool and runs the background jobs (policy reload, session sweep, IdP
 //! discovery). [`build_server`] then makes the pingora server with the proxy listeners
-//! (HTTP, HTTPS with rustls and HTTP/2) and the admin listener.
+//! (HTTP, HTTPS with rustls and HTTP/2) and the admin listener. [`build_server_taking_over`]
+//! makes the same server for `run --upgrade`: its listening sockets come from the running
+//! jitgate (see [`crate::upgrade`]). [`Control::drain_when_told`] starts draining when pingora
+//! hands the sockets over or shuts down, and [`Control::finish`] lets the background jobs end
+//! before the process exits.
 
 use std::sync::Arc;
 
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::Server;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::{ExecutionPhase, Server};
 use pingora_core::services::listening::Service;
 use tokio::runtime::Runtime;
 
@@ -57,12 +61,53 @@ pub fn start_control(config: Config, policies: PolicySet) -> Result<Control, Ser
         let store: Arc<dyn Store> = Arc::new(store::open(&config.store_url).await?);
         Ok::<_, ServerError>(Arc::new(Gate::new(config, policies, store)?))
     })?;
-    runtime.spawn(reload::watch(gate.clone()));
-    runtime.spawn(reload::sweep_sessions(gate.clone()));
-    runtime.spawn(reload::expire_grants(gate.clone()));
+    // These stop when the process drains: the process taking over runs them.
+    gate.lifecycle
+        .track(runtime.spawn(reload::watch(gate.clone())));
+    gate.lifecycle
+        .track(runtime.spawn(reload::sweep_sessions(gate.clone())));
+    gate.lifecycle
+        .track(runtime.spawn(reload::expire_grants(gate.clone())));
+    // These serve the requests still in flight, up to the end of the process.
     runtime.spawn(reload::listen_grant_changes(gate.clone()));
     runtime.spawn(discover_until_reachable(gate.clone()));
     Ok(Control { runtime, gate })
+}
+
+/// How long the background jobs get to finish a sweep under way when the process exits.
+const JOBS_FINISH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Control {
+    /// Starts draining as soon as pingora hands the listening sockets to a new process
+    /// (SIGQUIT) or begins to shut down (SIGTERM, SIGINT). Call before `server.run`.
+    pub fn drain_when_told(&self, server: &Server) {
+        let mut phases = server.watch_execution_phase();
+        let gate = self.gate.clone();
+        self.runtime.spawn(async move {
+            loop {
+                match phases.recv().await {
+                    Ok(
+                        ExecutionPhase::GracefulUpgradeTransferringFds
+                        | ExecutionPhase::GracefulTerminate
+                        | ExecutionPhase::ShutdownStarted,
+                    )
+                    | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        gate.lifecycle.begin_draining();
+                        return;
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                }
+            }
+        });
+    }
+
+    /// After `server.run` returned: lets the background jobs finish what they are doing,
+    /// then stops the control runtime.
+    pub fn finish(self) {
+        self.runtime
+            .block_on(self.gate.lifecycle.finish_jobs(JOBS_FINISH_WITHIN));
+        self.runtime.shutdown_timeout(JOBS_FINISH_WITHIN);
+    }
 }
 
 /// Discovers the IdP in the background, retrying with backoff while it is unreachable.
@@ -94,10 +139,32 @@ pub fn server_conf(threads: usize) -> ServerConf {
     }
 }
 
-/// Builds the pingora server for a gate. `threads` is per listener service.
+/// Builds the pingora server for a gate, binding the configured addresses. `threads` is per
+/// listener service.
 pub fn build_server(gate: Arc<Gate>, threads: usize) -> Result<Server, ServerError> {
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(threads));
+    let mut server = assemble(gate, threads, None)?;
     server.bootstrap();
+    Ok(server)
+}
+
+/// Builds the pingora server for `run --upgrade`. Its listening sockets come from the running
+/// jitgate: signal that process, then call `server.bootstrap()`, which waits about 5 s for
+/// them on `listen.upgrade_socket` (and exits the process if none come).
+pub fn build_server_taking_over(gate: Arc<Gate>, threads: usize) -> Result<Server, ServerError> {
+    let upgrade = Opt {
+        upgrade: true,
+        ..Opt::default()
+    };
+    assemble(gate, threads, Some(upgrade))
+}
+
+fn assemble(gate: Arc<Gate>, threads: usize, opt: Option<Opt>) -> Result<Server, ServerError> {
+    let mut conf = server_conf(threads);
+    let listen = &gate.config.listen;
+    conf.upgrade_sock = listen.upgrade_socket.display().to_string();
+    // pingora waits this long after it stopped accepting, for requests in flight to finish.
+    conf.grace_period_seconds = Some(listen.drain_timeout.as_secs().max(1));
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
 
     let listen = gate.config.listen.clone();
     let mut proxy = pingora_proxy::http_proxy_service_with_name(

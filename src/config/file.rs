@@ -31,6 +31,10 @@ pub struct ListenFile {
     pub https: Option<HttpsFile>,
     #[serde(default)]
     pub admin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub upgrade_socket: Option<Spanned<String>>,
+    #[serde(default)]
+    pub drain_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

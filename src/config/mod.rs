@@ -35,11 +35,32 @@ pub struct Config {
     pub policies_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Listen {
     pub http: Option<SocketAddr>,
     pub https: Option<HttpsListener>,
     pub admin: Option<SocketAddr>,
+    /// Where a new process started with `run --upgrade` receives the listening sockets of the
+    /// running one (default: `upgrade.sock` in `data_dir`).
+    pub upgrade_socket: PathBuf,
+    /// How long a process that hands over or stops lets requests in flight finish.
+    pub drain_timeout: Duration,
+}
+
+/// The longest path a unix socket address holds (`sun_path`, with its final NUL).
+const MAX_SOCKET_PATH: usize = 107;
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            http: None,
+            https: None,
+            admin: None,
+            upgrade_socket: PathBuf::from("data/upgrade.sock"),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +197,37 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
         .as_ref()
         .map(|d| resolve(d))
         .unwrap_or_else(|| resolve("data"));
+    listen.upgrade_socket = match &raw.listen.upgrade_socket {
+        Some(path) => {
+            let resolved = resolve(path);
+            if resolved.as_os_str().len() > MAX_SOCKET_PATH {
+                report.at(
+                    path.span(),
+                    format!(
+                        "upgrade socket path `{}` is longer than {MAX_SOCKET_PATH} bytes, the most a unix socket path can be",
+                        resolved.display()
+                    ),
+                );
+            }
+            resolved
+        }
+        None => data_dir.join("upgrade.sock"),
+    };
+    if let Some(drain) = &raw.listen.drain_timeout {
+        match parse_duration(drain) {
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(600) => {
+                listen.drain_timeout = d;
+            }
+            Ok(_) => report.at(
+                drain.span(),
+                format!(
+                    "drain_timeout `{}` must be between 1s and 10m",
+                    drain.as_str()
+                ),
+            ),
+            Err(e) => report.at(drain.span(), e),
+        }
+    }
     let store_url = match &raw.store.url {
         Some(url) => {
             let url = url.as_str();

@@ -246,6 +246,8 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
             http: Some(([127, 0, 0, 1], ports.proxy).into()),
             https: None,
             admin: Some(([127, 0, 0, 1], ports.admin).into()),
+            upgrade_socket: dir.join("upgrade.sock"),
+            ..Listen::default()
         },
         public: PublicUrl {
             base: base.clone(),
