@@ -71,8 +71,8 @@ fn only_a_valid_id_token_creates_a_session() {
     assert_eq!(count(), 11, "each refused sign-in is audited once");
 }
 
-#[test]
-fn a_key_rotation_right_after_a_jwks_fetch_never_refuses_a_login() {
+/// jitgate in front of the forge, after one valid sign-in (so the keys were fetched).
+fn signed_in_once() -> (std::sync::Arc<ForgeIdp>, Jitgate) {
     let forge = ForgeIdp::new();
     let jg = Jitgate::start(Options {
         idp: Idp::Forge(forge.clone()),
@@ -80,6 +80,12 @@ fn a_key_rotation_right_after_a_jwks_fetch_never_refuses_a_login() {
     });
     let ok = attempt(&jg, &forge, Scenario::Valid);
     assert_eq!(ok.status, 200, "{ok:?}");
+    (forge, jg)
+}
+
+#[test]
+fn a_key_rotation_right_after_a_jwks_fetch_never_refuses_a_login() {
+    let (forge, jg) = signed_in_once();
     let fetched = forge.jwks_fetches();
     assert!(fetched >= 1, "discovery fetched the keys");
     // Moments after that fetch, the IdP starts signing with a key jitgate has not seen.
@@ -101,13 +107,7 @@ fn a_key_rotation_right_after_a_jwks_fetch_never_refuses_a_login() {
 
 #[test]
 fn a_flood_of_unknown_key_ids_fetches_the_jwks_at_most_about_once_a_second() {
-    let forge = ForgeIdp::new();
-    let jg = Jitgate::start(Options {
-        idp: Idp::Forge(forge.clone()),
-        ..Options::default()
-    });
-    let ok = attempt(&jg, &forge, Scenario::Valid);
-    assert_eq!(ok.status, 200, "{ok:?}");
+    let (forge, jg) = signed_in_once();
     let before = forge.jwks_fetches();
     let now = jitgate::clock::now_secs();
     let claims = serde_json::json!({

@@ -881,11 +881,15 @@ fn leaver_policy(origin: &str, token_file: &std::path::Path) -> String {
         .replace("{TOKEN_FILE}", &token_file.display().to_string())
 }
 
-#[test]
-fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
-    use support::legacy_app::LegacyApp;
+/// The stand-in app, jitgate with [`leaver_policy`], and bob signed in (his account made).
+fn leaver_setup() -> (
+    support::legacy_app::LegacyApp,
+    tempfile::TempDir,
+    Jitgate,
+    Browser,
+) {
     const TOKEN: &str = "leaver-admin-token";
-    let app = LegacyApp::start(TOKEN);
+    let app = support::legacy_app::LegacyApp::start(TOKEN);
     let work = tempfile::tempdir().unwrap();
     let token_file = work.path().join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
@@ -895,6 +899,12 @@ fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
     });
     let bob = jg.browser();
     sign_in(&bob, &jg.app_url("/"), &BOB);
+    (app, work, jg, bob)
+}
+
+#[test]
+fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
+    let (app, _work, jg, bob) = leaver_setup();
     let (status, active) = ask(
         &bob,
         &jg,
@@ -1054,18 +1064,7 @@ fn a_deactivated_user_loses_every_grant_and_cannot_get_new_ones() {
 
 #[test]
 fn a_pending_request_cannot_be_approved_once_the_account_is_deactivated() {
-    use support::legacy_app::LegacyApp;
-    const TOKEN: &str = "leaver-approve-token";
-    let app = LegacyApp::start(TOKEN);
-    let work = tempfile::tempdir().unwrap();
-    let token_file = work.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let jg = Jitgate::start(Options {
-        policy: Some(leaver_policy(&app.origin(), &token_file)),
-        ..Options::default()
-    });
-    let bob = jg.browser();
-    sign_in(&bob, &jg.app_url("/"), &BOB);
+    let (app, _work, jg, bob) = leaver_setup();
     let (status, pending) = ask(
         &bob,
         &jg,
