@@ -126,8 +126,9 @@ pub enum DemoError {
 }
 
 /// The demo policy (`{APP_PORT}`, `{API_PORT}` and `{TOKEN_FILE}` are filled in).
-const DEMO_POLICY: &str = r#"# The demo app, as a security team would describe it. Edit me while the demo runs.
-# (Written anew at every start of the demo; the previous copy is kept as demo.yaml.previous.)
+const DEMO_POLICY: &str = r#"# Written by jitgate demo --port-base {PORT_BASE}. Edit me while the demo runs: once edited,
+# this file is kept as it is (delete it to get the demo's own policy back).
+# The demo app, as a security team would describe it.
 app: demo
 hosts: [127.0.0.1, localhost]
 upstream: http://127.0.0.1:{APP_PORT}
@@ -194,28 +195,42 @@ routes:
 
 fn demo_policy(ports: &DemoPorts) -> String {
     DEMO_POLICY
+        .replace("{PORT_BASE}", &ports.proxy.to_string())
         .replace("{APP_PORT}", &ports.app.to_string())
         .replace("{API_PORT}", &ports.app_api.to_string())
         .replace("{TOKEN_FILE}", APP_TOKEN_FILE)
 }
 
-/// Writes the demo policy for these ports, keeping a different earlier copy aside.
-fn write_policy(policy_file: &Path, ports: &DemoPorts) -> Result<Option<PathBuf>, DemoError> {
-    let fresh = demo_policy(ports);
-    let files = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DemoError::Files { path, source }
-    };
-    let mut kept = None;
+/// What became of the policy file at start-up.
+enum PolicyFile {
+    /// Written for these ports (it was missing, or the demo's own for other ports).
+    Written,
+    /// Someone edited it (or an older jitgate wrote it): left as it is.
+    Kept,
+}
+
+/// Writes the demo policy for these ports, unless the file holds someone's edits: a file is
+/// the demo's own if it is exactly what the demo writes for the port base its first line names.
+fn write_policy(policy_file: &Path, ports: &DemoPorts) -> Result<PolicyFile, DemoError> {
     if let Ok(old) = std::fs::read_to_string(policy_file) {
-        if old != fresh {
-            let previous = policy_file.with_extension("yaml.previous");
-            std::fs::write(&previous, old).map_err(files(&previous))?;
-            kept = Some(previous);
+        let base = old
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# Written by jitgate demo --port-base "))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|b| b.parse().ok());
+        let ours = base
+            .and_then(|b| DemoPorts::from_base(b).ok())
+            .is_some_and(|p| demo_policy(&p) == old);
+        if !ours {
+            return Ok(PolicyFile::Kept);
         }
     }
-    std::fs::write(policy_file, fresh).map_err(files(policy_file))?;
-    Ok(kept)
+    std::fs::write(policy_file, demo_policy(ports)).map_err(|source| DemoError::Files {
+        path: policy_file.to_path_buf(),
+        source,
+    })?;
+    Ok(PolicyFile::Written)
 }
 
 /// Runs the demo until interrupted.
@@ -295,22 +310,27 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
     api_service.add_tcp(&format!("127.0.0.1:{}", ports.app_api));
     server.add_service(api_service);
 
-    print!("{}", banner(&base, &ports, &policy_file, kept.as_deref()));
+    print!("{}", banner(&base, &ports, &policy_file, &kept));
     server.run(pingora_core::server::RunArgs::default());
     drop(runtime);
     Ok(())
 }
 
 /// What the demo prints once it runs: where things are, and the story to try.
-fn banner(base: &str, ports: &DemoPorts, policy_file: &Path, kept: Option<&Path>) -> String {
+fn banner(base: &str, ports: &DemoPorts, policy_file: &Path, kept: &PolicyFile) -> String {
     let users = issuer::DEMO_USERS
         .iter()
         .map(|u| format!("{} ({})", u.login, u.groups.join(", ")))
         .collect::<Vec<_>>()
         .join(", ");
-    let kept = kept
-        .map(|p| format!("  (your earlier policy is kept in {})\n", p.display()))
-        .unwrap_or_default();
+    let kept = match kept {
+        PolicyFile::Written => String::new(),
+        PolicyFile::Kept => {
+            "            (your edited policy, kept: the story below assumes the demo's own;\n\
+             \x20            delete the file and start again to get it)\n"
+                .to_string()
+        }
+    };
     format!(
         "\n  jitgate demo is running.\n\n\
          \x20 Open      {base}/\n\
@@ -334,4 +354,42 @@ fn banner(base: &str, ports: &DemoPorts, policy_file: &Path, kept: Option<&Path>
         admin = ports.admin,
         issuer = ports.issuer,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_demo_policy_follows_the_ports_unless_someone_edited_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("demo.yaml");
+        let ports = |b| DemoPorts::from_base(b).unwrap();
+        assert!(matches!(
+            write_policy(&file, &ports(8080)),
+            Ok(PolicyFile::Written)
+        ));
+        assert!(std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("127.0.0.1:8082"));
+        // The demo's own file, for other ports: rewritten for the new ones.
+        assert!(matches!(
+            write_policy(&file, &ports(18080)),
+            Ok(PolicyFile::Written)
+        ));
+        assert!(std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("127.0.0.1:18082"));
+        // Edited: kept, byte for byte.
+        let edited = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("15m", "10m");
+        std::fs::write(&file, &edited).unwrap();
+        assert!(matches!(
+            write_policy(&file, &ports(8080)),
+            Ok(PolicyFile::Kept)
+        ));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+    }
 }
