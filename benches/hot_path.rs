@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Method;
+use jitgate::auth::identity::Identity;
+use jitgate::auth::session::cookie::{self, CookieNames, CookieValue};
+use jitgate::auth::session::Sessions;
 use jitgate::config::SessionSettings;
-use jitgate::grants::Grants;
-use jitgate::identity::{self, Identity};
+use jitgate::edge::identity_headers;
+use jitgate::lifecycle::grants::Grants;
+use jitgate::lifecycle::provision::Accounts;
 use jitgate::policy::{self, normalize_path, AppPolicy};
-use jitgate::provision::Accounts;
-use jitgate::session::cookie::{self, CookieNames, CookieValue};
-use jitgate::session::Sessions;
 use jitgate::store::{GrantRecord, SessionRecord, Store};
 use pingora_http::RequestHeader;
 use serde_json::json;
@@ -45,15 +46,15 @@ fn identity(i: usize) -> Identity {
 fn record(token: &str, i: usize) -> SessionRecord {
     let id = identity(i);
     SessionRecord {
-        id_hash: jitgate::random::hash(token),
+        id_hash: jitgate::util::random::hash(token),
         host: HOST.into(),
         iss: id.iss.to_string(),
         sub: id.sub.to_string(),
         sid: Some(format!("sid-{i:0>20}")),
         identity: serde_json::to_string(&id).unwrap(),
         id_token: String::new(),
-        login_at: jitgate::clock::now_secs(),
-        last_seen: jitgate::clock::now_secs(),
+        login_at: jitgate::util::clock::now_secs(),
+        last_seen: jitgate::util::clock::now_secs(),
     }
 }
 
@@ -82,11 +83,11 @@ fn fixture() -> Fixture {
     );
     let accounts = Accounts::new(
         store.clone(),
-        jitgate::audit::Audit::new(store.clone()),
-        jitgate::metrics::Metrics::new().unwrap(),
+        jitgate::telemetry::audit::Audit::new(store.clone()),
+        jitgate::telemetry::metrics::Metrics::new().unwrap(),
         std::time::Duration::from_secs(3600),
     );
-    let token = jitgate::random::token().unwrap();
+    let token = jitgate::util::random::token().unwrap();
     sessions.remember(&token, &record(&token, 0)).unwrap();
 
     let policies = tempfile::tempdir().unwrap();
@@ -119,12 +120,12 @@ routes:
     // on an elevated route loads it.
     let grants = Grants::new(
         store.clone(),
-        jitgate::audit::Audit::new(store.clone()),
+        jitgate::telemetry::audit::Audit::new(store.clone()),
         std::time::Duration::from_secs(3600),
         None,
     );
     let id = &session.identity;
-    let now = jitgate::clock::now_ms();
+    let now = jitgate::util::clock::now_ms();
     runtime
         .block_on(store.insert_grant(&GrantRecord {
             id: "g-bench".into(),
@@ -151,7 +152,12 @@ routes:
         .block_on(grants.check(&app, id, "wiki-admin"))
         .unwrap()
         .is_some());
-    accounts.remember(&app, &session.identity, jitgate::clock::now_secs(), None);
+    accounts.remember(
+        &app,
+        &session.identity,
+        jitgate::util::clock::now_secs(),
+        None,
+    );
     Fixture {
         sessions,
         accounts,
@@ -193,7 +199,7 @@ fn browser_request(token: &str) -> RequestHeader {
 /// receives (`upstream_request_filter`: spoofable headers and our cookie removed, identity
 /// headers added).
 fn hot_path(f: &Fixture, request: &mut RequestHeader) -> bool {
-    if jitgate::proxy::request_host(request).as_deref() != Some(HOST) {
+    if jitgate::edge::proxy::request_host(request).as_deref() != Some(HOST) {
         return false;
     }
     let normalized = normalize_path(request.uri.path()).unwrap();
@@ -209,9 +215,9 @@ fn hot_path(f: &Fixture, request: &mut RequestHeader) -> bool {
     {
         return false;
     }
-    identity::strip_spoofed(request, &f.app.strip_header_keys);
+    identity_headers::strip_spoofed(request, &f.app.strip_header_keys);
     cookie::strip_own(request, CookieNames { secure: false });
-    identity::set_identity_headers(request, &f.app, &session.identity).unwrap();
+    identity_headers::set_identity_headers(request, &f.app, &session.identity).unwrap();
     true
 }
 
@@ -230,7 +236,7 @@ fn memory_per_session(f: &Fixture) {
     const N: usize = 200_000;
     let records: Vec<(String, SessionRecord)> = (0..N)
         .map(|i| {
-            let token = jitgate::random::token().unwrap();
+            let token = jitgate::util::random::token().unwrap();
             let r = record(&token, i + 1);
             (token, r)
         })
@@ -317,9 +323,9 @@ fn benches(c: &mut Criterion) {
         b.iter_batched_ref(
             || browser_request(&f.token),
             |r| {
-                identity::strip_spoofed(r, &f.app.strip_header_keys);
+                identity_headers::strip_spoofed(r, &f.app.strip_header_keys);
                 cookie::strip_own(r, CookieNames { secure: false });
-                identity::set_identity_headers(r, &f.app, &session.identity).unwrap();
+                identity_headers::set_identity_headers(r, &f.app, &session.identity).unwrap();
             },
             criterion::BatchSize::SmallInput,
         )

@@ -1,5 +1,5 @@
 //! A bare pingora reverse proxy with no authentication: the baseline `benches/load.sh`
-//! compares jitgate against. Same server settings as jitgate (`jitgate::server::server_conf`).
+//! compares jitgate against. Same server settings as jitgate (`jitgate::ops::server::server_conf`).
 //!
 //! It only runs when `PASSTHROUGH_LISTEN` and `PASSTHROUGH_UPSTREAM` are set, so a plain
 //! `cargo bench` or `cargo test --all-targets` just builds it.
@@ -74,7 +74,7 @@ fn main() {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(2);
-    let conf = jitgate::server::server_conf(threads);
+    let conf = jitgate::ops::server::server_conf(threads);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy = pingora_proxy::http_proxy_service(

@@ -1,44 +1,37 @@
 //! jitgate: an identity-aware reverse proxy built on pingora.
 //!
-//! The request path lives in [`proxy`]; everything it calls is a module named for what it
-//! holds: [`config`] and [`policy`] (raw files -> validated types), [`session`] (cookies and
-//! the session cache), [`oidc`] (the relying party), [`login`] (jitgate's own endpoints under
-//! `/.jitgate/`), [`denial`] (every refusal mapped to an HTTP answer in one place), [`store`]
-//! (SQLite or PostgreSQL behind one trait) and [`audit`].
+//! The folders are layers; each imports only from the layers below it (the `layers` test
+//! checks this). From the top:
+//!
+//! ```text
+//! cli        operator commands (accounts, grants)
+//! demo       `jitgate demo`: dev IdP, demo app, demo policy
+//! ops        the running process: pingora server, admin listener, reload, upgrade
+//! edge       the request path: the ProxyHttp impl
+//! endpoints  /.jitgate/*: login, logout, grants API, access portal
+//! gate       the state every request reaches, built once at start-up; draining
+//! lifecycle  accounts in apps (provision) and elevated access (grants)
+//! policy     policy files -> validated PolicySet (routes, grant types, connectors)
+//! auth       identity, OIDC relying party, sessions
+//! config     config file -> validated Config
+//! telemetry  audit events and metrics
+//! store      SQLite or PostgreSQL behind one trait
+//! util       time, randomness, durations, diagnostics
+//! ```
 
-pub mod access_pages;
-pub mod accounts_cli;
-pub mod admin;
-#[cfg(test)]
-mod attacker_input;
-pub mod audit;
-pub mod cache_key;
-pub mod clock;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod denial;
-pub mod diagnostics;
-pub mod duration;
+pub mod edge;
+pub mod endpoints;
 pub mod gate;
-pub mod grants;
-pub mod grants_api;
-pub mod grants_cli;
-pub mod identity;
 pub mod lifecycle;
-pub mod login;
-pub mod metrics;
-pub mod oidc;
-pub mod operator;
-pub mod pages;
+pub mod ops;
 pub mod policy;
-pub mod provision;
-pub mod proxy;
-pub mod random;
-pub mod reload;
-pub mod server;
-pub mod session;
 pub mod store;
-pub mod upgrade;
+pub mod telemetry;
+pub mod util;
 
 /// mimalloc for every binary built on this crate: jitgate itself, its tests, and the bare
 /// pingora passthrough it is benchmarked against (so that comparison stays like for like).

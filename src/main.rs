@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use jitgate::{config, policy, server};
+use jitgate::ops::server;
+use jitgate::{config, policy};
 
 #[derive(Parser)]
 #[command(
@@ -218,7 +219,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 /// `jitgate run`: binds the listeners, or with `upgrade` takes them over from the running
-/// jitgate (see `jitgate::upgrade`), and serves until told to stop.
+/// jitgate (see `jitgate::ops::upgrade`), and serves until told to stop.
 fn run_proxy(
     cfg: config::Config,
     policies: policy::PolicySet,
@@ -228,11 +229,11 @@ fn run_proxy(
 ) -> anyhow::Result<ExitCode> {
     // Everything that can go wrong is checked before the old process hears from us.
     let old = match (upgrade, pid_file) {
-        (true, Some(path)) => Some(jitgate::upgrade::OldProcess::from_pid_file(path)?),
+        (true, Some(path)) => Some(jitgate::ops::upgrade::OldProcess::from_pid_file(path)?),
         _ => None,
     };
     if upgrade {
-        jitgate::upgrade::check_socket_path(&cfg.listen.upgrade_socket)?;
+        jitgate::ops::upgrade::check_socket_path(&cfg.listen.upgrade_socket)?;
     }
     let upgrade_socket = cfg.listen.upgrade_socket.clone();
     let control = server::start_control(cfg, policies).context("starting jitgate")?;
@@ -256,15 +257,15 @@ fn run_proxy(
         server.bootstrap();
     }
     if let Some(path) = pid_file {
-        jitgate::upgrade::write_pid_file(path)?;
+        jitgate::ops::upgrade::write_pid_file(path)?;
     }
     control.drain_when_told(&server);
-    jitgate::upgrade::notify_systemd_ready();
+    jitgate::ops::upgrade::notify_systemd_ready();
     tracing::info!(pid = std::process::id(), "jitgate is running");
     server.run(pingora_core::server::RunArgs::default());
     control.finish();
     if let Some(path) = pid_file {
-        jitgate::upgrade::remove_pid_file_if_ours(path);
+        jitgate::ops::upgrade::remove_pid_file_if_ours(path);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -281,17 +282,17 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
     };
     let out = match command {
         AccountsCommand::List { app, .. } => {
-            jitgate::accounts_cli::list(&cfg, &policies, app.as_deref())
+            jitgate::cli::accounts::list(&cfg, &policies, app.as_deref())
         }
         AccountsCommand::Deactivate {
             app, user, reason, ..
-        } => jitgate::accounts_cli::deactivate(&cfg, &policies, &app, &user, &reason),
+        } => jitgate::cli::accounts::deactivate(&cfg, &policies, &app, &user, &reason),
         AccountsCommand::Reactivate { app, user, .. } => {
-            jitgate::accounts_cli::reactivate(&cfg, &policies, &app, &user)
+            jitgate::cli::accounts::reactivate(&cfg, &policies, &app, &user)
         }
         AccountsCommand::Test {
             app, claims, send, ..
-        } => jitgate::accounts_cli::test(&cfg, &policies, &app, &claims, send),
+        } => jitgate::cli::accounts::test(&cfg, &policies, &app, &claims, send),
     };
     match out {
         Ok(text) => {
@@ -306,7 +307,7 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn grants(command: GrantsCommand) -> anyhow::Result<ExitCode> {
-    use jitgate::grants_cli::{decide, list, Decision};
+    use jitgate::cli::grants::{decide, list, Decision};
     let (path, decision) = match &command {
         GrantsCommand::List { config, .. } => (config.clone(), None),
         GrantsCommand::Approve { config, id } => {

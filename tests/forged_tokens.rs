@@ -109,7 +109,7 @@ fn a_key_rotation_right_after_a_jwks_fetch_never_refuses_a_login() {
 fn a_flood_of_unknown_key_ids_fetches_the_jwks_at_most_about_once_a_second() {
     let (forge, jg) = signed_in_once();
     let before = forge.jwks_fetches();
-    let now = jitgate::clock::now_secs();
+    let now = jitgate::util::clock::now_secs();
     let claims = serde_json::json!({
         "iss": forge.issuer(), "aud": support::CLIENT_ID, "iat": now, "exp": now + 120,
         "sub": "forged-user",

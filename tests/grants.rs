@@ -162,7 +162,7 @@ fn a_grant_serves_requests_until_expires_at_and_not_one_after() {
     assert_eq!(grant["status"], "active");
     let expires_at = grant["expires_at_ms"].as_i64().unwrap();
     let until = |ms: i64| {
-        let now = jitgate::clock::now_ms();
+        let now = jitgate::util::clock::now_ms();
         if ms > now {
             std::thread::sleep(Duration::from_millis((ms - now) as u64));
         }
@@ -754,7 +754,7 @@ fn the_app_side_role_follows_the_grant_and_the_end_call_survives_a_restart() {
     wait_for_role(&app, "bob", "admin", Duration::from_secs(2));
     drop(bob);
     drop(jg);
-    let now = jitgate::clock::now_ms();
+    let now = jitgate::util::clock::now_ms();
     if expires_at + 500 > now {
         std::thread::sleep(Duration::from_millis((expires_at + 500 - now) as u64));
     }
@@ -797,7 +797,7 @@ fn a_websocket_through_an_elevated_route_is_closed_when_the_grant_ends() {
     // Then stay idle: jitgate closes the connection when the grant ends, not 60 s later.
     let closed = loop {
         match ws.read(&mut buf) {
-            Ok(0) | Err(_) => break jitgate::clock::now_ms(),
+            Ok(0) | Err(_) => break jitgate::util::clock::now_ms(),
             Ok(_) => {}
         }
     };
@@ -1094,7 +1094,7 @@ fn a_pending_request_cannot_be_approved_once_the_account_is_deactivated() {
                 sub: &sub,
             };
             store
-                .deactivate_account(key, jitgate::clock::now_secs())
+                .deactivate_account(key, jitgate::util::clock::now_secs())
                 .await
         })
         .unwrap();

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jitgate::reload::{reload_now, ReloadOutcome};
+use jitgate::ops::reload::{reload_now, ReloadOutcome};
 use support::{Jitgate, Options, ALICE, BOB};
 
 fn wait_for_status(browser: &support::Browser, url: &str, status: u16) -> bool {

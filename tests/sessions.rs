@@ -80,7 +80,7 @@ fn invalid_logout_tokens_get_400_and_end_nothing() {
     let browser = jg.browser();
     assert_eq!(browser.follow(&jg.app_url("/")).last().unwrap().status, 200);
 
-    let now = jitgate::clock::now_secs();
+    let now = jitgate::util::clock::now_secs();
     let good = json!({
         "iss": forge.issuer(), "aud": support::CLIENT_ID, "iat": now, "exp": now + 120,
         "jti": "jti-1", "sub": "forged-user",

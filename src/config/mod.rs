@@ -9,8 +9,6 @@
 mod file;
 #[cfg(test)]
 mod properties;
-#[cfg(test)]
-mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,8 +18,8 @@ use std::time::Duration;
 use marked_yaml::Spanned;
 use url::Url;
 
-use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
-use crate::duration::parse_duration;
+use crate::util::diagnostics::{parse_yaml, Diagnostics, FileReport};
+use crate::util::duration::parse_duration;
 use file::ConfigFile;
 
 /// A validated config.

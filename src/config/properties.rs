@@ -6,8 +6,8 @@
 use proptest::prelude::*;
 
 use super::{load, Config};
-use crate::attacker_input;
-use crate::diagnostics::Diagnostics;
+use crate::util::attacker_input;
+use crate::util::diagnostics::Diagnostics;
 
 /// A valid config whose relative paths exist in the directory [`load_in_dir`] makes.
 const SEED: &str = "\

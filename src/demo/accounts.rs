@@ -134,7 +134,9 @@ impl ServeHttp for DemoUserApi {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| crate::random::same_secret(v, &format!("Bearer {}", self.0.token)));
+            .is_some_and(|v| {
+                crate::util::random::same_secret(v, &format!("Bearer {}", self.0.token))
+            });
         let mut body = Vec::new();
         while let Ok(Some(chunk)) = session.read_request_body().await {
             body.extend_from_slice(&chunk);

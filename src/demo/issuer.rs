@@ -17,9 +17,9 @@ use pingora_core::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
 use super::signing_key::SigningKey;
-use crate::clock::now_secs;
-use crate::pages::escape;
-use crate::random;
+use crate::endpoints::pages::escape;
+use crate::util::clock::now_secs;
+use crate::util::random;
 
 /// A demo user and the claims the issuer puts in its tokens.
 pub struct DemoUser {

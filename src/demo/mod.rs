@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use pingora_core::services::listening::Service;
 
 use crate::config::{Config, IdpSettings, Listen, PublicUrl, Secret, SessionSettings};
-use crate::server::{build_server, start_control, Control, ServerError};
-use crate::{policy, random};
+use crate::ops::server::{build_server, start_control, Control, ServerError};
+use crate::policy;
+use crate::util::random;
 
 /// The port jitgate listens on by default; the others follow from it.
 pub const DEFAULT_PORT_BASE: u16 = 8080;
@@ -116,7 +117,7 @@ pub enum DemoError {
         source: std::io::Error,
     },
     #[error("the demo policy is invalid: {0}")]
-    Policy(#[from] crate::diagnostics::Diagnostics),
+    Policy(#[from] crate::util::diagnostics::Diagnostics),
     #[error(transparent)]
     Server(#[from] ServerError),
     #[error(transparent)]

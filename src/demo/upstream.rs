@@ -14,7 +14,7 @@ use pingora_core::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
 
 use super::accounts::DemoAccounts;
-use crate::pages::escape;
+use crate::endpoints::pages::escape;
 
 /// The countdown on the demo page: the browser asks jitgate's grants API (same origin, the
 /// user's own session) for an active grant and counts its seconds down, reloading at zero.

@@ -11,9 +11,28 @@ use http::{HeaderName, HeaderValue};
 use marked_yaml::Spanned;
 
 use super::file::{GrantTypeFile, GroupsFile};
-use crate::diagnostics::FileReport;
-use crate::duration::parse_duration;
-use crate::grants::GrantType;
+use crate::util::diagnostics::FileReport;
+use crate::util::duration::parse_duration;
+
+/// A kind of elevated access, from a policy's `grants:`.
+#[derive(Debug)]
+pub struct GrantType {
+    pub name: String,
+    pub max_duration: Duration,
+    pub purpose_required: bool,
+    /// Anchored regular expression for the ticket, if tickets are asked for.
+    pub ticket: Option<regex::Regex>,
+    pub requesters: Vec<String>,
+    /// Groups whose requests the policy approves by itself.
+    pub auto: Vec<String>,
+    pub approvers: Vec<String>,
+    pub required: u32,
+    /// Header name, its spelling on the wire, and the fixed value sent while active.
+    pub headers: Vec<(HeaderName, &'static str, HeaderValue)>,
+    /// Connector `operations:` to call in the app when a grant starts and when it ends.
+    pub start_call: Option<String>,
+    pub end_call: Option<String>,
+}
 
 /// Longest grant any policy may allow: elevated access is meant to be short.
 const MAX_GRANT: Duration = Duration::from_secs(7 * 86_400);

@@ -7,8 +7,10 @@
 //! A [`Permitted`] can only be made by [`AppPolicy::decide`], so code after the check cannot
 //! forget it.
 
+pub mod connector;
 mod file;
 mod grants;
+pub mod header_names;
 pub mod path_pattern;
 #[cfg(test)]
 mod properties;
@@ -23,10 +25,12 @@ use http::Method;
 use marked_yaml::Spanned;
 use url::Url;
 
-use crate::diagnostics::{parse_yaml, Diagnostics, FileReport};
-use crate::identity::{folded_name, header_key, Identity};
-use crate::provision::connector::Connector;
+use crate::auth::identity::Identity;
+use crate::policy::connector::Connector;
+use crate::util::diagnostics::{parse_yaml, Diagnostics, FileReport};
 use file::PolicyFile;
+pub use grants::GrantType;
+use header_names::{folded_name, header_key};
 pub use path_pattern::{normalize_path, without_path_parameters, PathError, PathPattern};
 
 /// Headers that commonly carry identity to apps; always stripped from incoming requests, in
@@ -84,7 +88,7 @@ pub struct AppPolicy {
     pub upstream: Upstream,
     pub identity_headers: Vec<IdentityHeader>,
     /// Every header to strip from incoming requests.
-    pub strip_header_keys: crate::identity::SpoofableHeaders,
+    pub strip_header_keys: header_names::SpoofableHeaders,
     /// The header jitgate's request id goes to the app in, and comes back to the browser in
     /// on the app's answers (`identity.request_id_header`); `None` sends it neither way.
     pub request_id_header: Option<&'static str>,
@@ -96,9 +100,9 @@ pub struct AppPolicy {
     /// Stable key of the app name, for caches that outlive a policy reload.
     pub key: u64,
     /// Kinds of elevated access users can ask for (`grants:`).
-    pub grant_types: Vec<crate::grants::GrantType>,
-    /// This app's metric handles, filled on first use (see `crate::metrics::AppMetrics`).
-    pub metrics: std::sync::OnceLock<Arc<crate::metrics::AppMetrics>>,
+    pub grant_types: Vec<GrantType>,
+    /// This app's metric handles, filled on first use (see `crate::telemetry::metrics::AppMetrics`).
+    pub metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::AppMetrics>>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +165,7 @@ impl Permitted {
 
 impl AppPolicy {
     /// The grant type the permitted route also requires, if it is an elevated route.
-    pub fn elevation(&self, permitted: Permitted) -> Option<&crate::grants::GrantType> {
+    pub fn elevation(&self, permitted: Permitted) -> Option<&GrantType> {
         let index = self.routes.get(permitted.route)?.elevate?;
         self.grant_types.get(index)
     }
@@ -318,7 +322,7 @@ fn validate(
     let upstream = upstream(&mut report, &raw.upstream);
 
     let mut identity_headers = Vec::new();
-    let mut strip = crate::identity::SpoofableHeaders::default();
+    let mut strip = header_names::SpoofableHeaders::default();
     for name in WELL_KNOWN_IDENTITY_HEADERS {
         strip.add(name);
     }

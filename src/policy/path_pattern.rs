@@ -321,7 +321,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::attacker_input;
+    use crate::util::attacker_input;
 
     /// Path segments with nothing to decode, and route patterns over the same names.
     const NAMES: &[&str] = &["admin", "Admin", "api", "a", "x", ".a", "..b", "a;b", "é"];

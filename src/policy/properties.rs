@@ -6,10 +6,10 @@
 use proptest::prelude::*;
 
 use super::load_dir;
-use crate::attacker_input;
+use crate::util::attacker_input;
 
 /// Loads `yaml` as the only policy file of a fresh directory.
-fn load(yaml: &str) -> Result<super::PolicySet, crate::diagnostics::Diagnostics> {
+fn load(yaml: &str) -> Result<super::PolicySet, crate::util::diagnostics::Diagnostics> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, yaml).unwrap();

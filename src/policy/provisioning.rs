@@ -14,10 +14,10 @@ use serde_json::Value;
 use url::Url;
 
 use super::file::{AuthFile, OperationFile, ProvisioningFile, SecretFile};
-use crate::diagnostics::FileReport;
-use crate::duration::parse_duration;
-use crate::provision::connector::{ApiAuth, BodyNode, Connector, OpName, Operation, Secret};
-use crate::provision::template::{is_template, whole_expression, Kind, Templates};
+use crate::policy::connector::template::{is_template, whole_expression, Kind, Templates};
+use crate::policy::connector::{ApiAuth, BodyNode, Connector, OpName, Operation, Secret};
+use crate::util::diagnostics::FileReport;
+use crate::util::duration::parse_duration;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RETRIES: u32 = 2;

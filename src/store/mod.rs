@@ -44,7 +44,7 @@ pub struct SessionRecord {
     pub sub: String,
     /// The IdP's session id (`sid`), for back-channel logout.
     pub sid: Option<String>,
-    /// The serialized [`crate::identity::Identity`].
+    /// The serialized [`crate::auth::identity::Identity`].
     pub identity: String,
     /// Kept only as `id_token_hint` for RP-initiated logout; never logged.
     pub id_token: String,

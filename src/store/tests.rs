@@ -461,7 +461,7 @@ async fn sqlite_store_keeps_the_contract() {
 async fn postgres_store_keeps_the_contract() {
     let admin_url = std::env::var("JITGATE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let suffix = crate::random::token()
+    let suffix = crate::util::random::token()
         .unwrap()
         .to_ascii_lowercase()
         .replace(['-', '_'], "");

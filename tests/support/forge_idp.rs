@@ -111,7 +111,7 @@ impl ForgeIdp {
         let issuer = self.issuer.lock().unwrap().clone();
         let nonce = self.nonce.lock().unwrap().clone();
         let scenario = *self.scenario.lock().unwrap();
-        let now = jitgate::clock::now_secs();
+        let now = jitgate::util::clock::now_secs();
         let mut claims = json!({
             "iss": issuer, "sub": "forged-user", "aud": super::CLIENT_ID, "iat": now,
             "exp": now + 300, "nonce": nonce, "preferred_username": "forged",

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jitgate::gate::Gate;
-use jitgate::server::{build_server, start_control, Control};
+use jitgate::ops::server::{build_server, start_control, Control};
 use pingora_core::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::listening::Service;
 use serde_json::{json, Value};

@@ -1,0 +1,7 @@
+//! Who the user is: the relying party that turns an IdP login into a validated
+//! [`identity::Identity`] ([`oidc`]), and the server-side sessions that remember it between
+//! requests ([`session`]: cookies, the in-memory cache, the store behind it).
+
+pub mod identity;
+pub mod oidc;
+pub mod session;

@@ -1,0 +1,92 @@
+//! jitgate's own endpoints under `/.jitgate/`: sign-in, hand-off, logout, back-channel logout,
+//! the grants API and the access portal.
+
+pub mod access_portal;
+pub mod denial;
+pub mod grants_api;
+pub mod login;
+pub mod pages;
+
+use bytes::Bytes;
+use http::Method;
+use pingora_http::RequestHeader;
+
+use crate::gate::Gate;
+use denial::Denial;
+
+/// Every path below this prefix, on every host, is jitgate's own.
+pub const PREFIX: &str = "/.jitgate/";
+
+/// A successful answer from one of our endpoints.
+#[derive(Debug)]
+pub enum Reply {
+    Redirect {
+        location: String,
+        cookies: Vec<String>,
+    },
+    Page {
+        status: u16,
+        html: String,
+        cookies: Vec<String>,
+    },
+    /// Plain answer for machine clients (back-channel logout).
+    Empty { status: u16 },
+    /// A JSON answer (the grants API).
+    Json { status: u16, body: String },
+}
+
+/// What an endpoint needs to know about the request.
+pub struct OwnRequest<'a> {
+    pub method: &'a Method,
+    pub host: &'a str,
+    /// The path below the reserved prefix, e.g. `callback`.
+    pub endpoint: &'a str,
+    pub query: Option<&'a str>,
+    pub header: &'a RequestHeader,
+    pub request_id: &'a str,
+    pub body: Option<Bytes>,
+}
+
+/// The largest body `endpoint` may send with `method`, or `None` when the endpoint reads no
+/// body (then none is read).
+pub fn body_limit(endpoint: &str, method: &Method) -> Option<usize> {
+    if endpoint == "backchannel-logout" {
+        Some(login::MAX_LOGOUT_BODY)
+    } else if endpoint.starts_with("api/") && method == Method::POST {
+        Some(grants_api::MAX_API_BODY)
+    } else if endpoint.starts_with("access/") && method == Method::POST {
+        Some(access_portal::MAX_FORM_BODY)
+    } else {
+        None
+    }
+}
+
+/// Dispatches a request under `/.jitgate/`.
+pub async fn handle(gate: &Gate, req: OwnRequest<'_>) -> Result<Reply, Denial> {
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    match req.endpoint {
+        "login" if get => login::start_login(gate, &req).await,
+        "callback" if get => login::callback(gate, &req).await,
+        "handoff" if get => login::handoff(gate, &req).await,
+        "logout" if get || req.method == Method::POST => login::logout(gate, &req).await,
+        "logged-out" if get => Ok(login::logged_out(&req)),
+        "backchannel-logout" if req.method == Method::POST => {
+            login::backchannel_logout(gate, &req).await
+        }
+        e if e == "access" || e.starts_with("access/") => access_portal::handle(gate, &req).await,
+        e if e == "api/grants" || e.starts_with("api/grants/") => {
+            grants_api::handle(gate, &req).await
+        }
+        "login" | "callback" | "handoff" | "logout" | "logged-out" | "backchannel-logout" => {
+            Err(Denial::MethodNotAllowed)
+        }
+        _ => Err(Denial::NotFound),
+    }
+}
+
+/// One parameter of a query string, decoded.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

@@ -1,0 +1,104 @@
+//! Everything a request can reach, built once at start-up from a validated config.
+
+pub mod draining;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::oidc::logout_token::ReplayGuard;
+use crate::auth::oidc::{Oidc, OidcError};
+use crate::auth::session::cookie::CookieNames;
+use crate::auth::session::Sessions;
+use crate::config::Config;
+use crate::gate::draining::Draining;
+use crate::lifecycle::grants::Grants;
+use crate::lifecycle::provision::Accounts;
+use crate::policy::PolicySet;
+use crate::store::{Store, StoreError};
+use crate::telemetry::audit::Audit;
+use crate::telemetry::metrics::Metrics;
+
+/// How many sessions one replica keeps in memory at most.
+pub const SESSION_CACHE_CAPACITY: u64 = 1_000_000;
+
+pub struct Gate {
+    pub config: Config,
+    pub policies: ArcSwap<PolicySet>,
+    pub sessions: Sessions,
+    /// Time-bound elevated access.
+    pub grants: Grants,
+    /// Accounts in apps, created through their APIs (JIT provisioning).
+    pub accounts: Arc<Accounts>,
+    pub oidc: Oidc,
+    pub store: Arc<dyn Store>,
+    pub audit: Audit,
+    pub metrics: Metrics,
+    pub cookies: CookieNames,
+    pub logout_replay: ReplayGuard,
+    /// Draining during a graceful upgrade or shutdown, and the background jobs that stop then.
+    pub draining: Draining,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl Gate {
+    pub fn new(
+        config: Config,
+        policies: PolicySet,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, GateError> {
+        let oidc = Oidc::new(config.idp.clone(), &config.public.base)?;
+        let metrics = Metrics::new()?;
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            Audit::new(store.clone()),
+            metrics.clone(),
+            config.session.revalidate_after,
+        ));
+        Ok(Self {
+            sessions: Sessions::new(
+                store.clone(),
+                config.session,
+                SESSION_CACHE_CAPACITY,
+                metrics.session_hits.clone(),
+                metrics.session_cache.with_label_values(&["miss"]),
+            ),
+            accounts: accounts.clone(),
+            grants: Grants::new(
+                store.clone(),
+                Audit::new(store.clone()),
+                if config.store_url.starts_with("postgres") {
+                    crate::lifecycle::grants::RECHECK_AFTER_WITH_NOTIFY
+                } else {
+                    crate::lifecycle::grants::RECHECK_AFTER
+                },
+                Some(accounts),
+            ),
+            audit: Audit::new(store.clone()),
+            metrics,
+            cookies: CookieNames {
+                secure: config.public.https,
+            },
+            policies: ArcSwap::from_pointee(policies),
+            logout_replay: ReplayGuard::default(),
+            draining: Draining::default(),
+            oidc,
+            store,
+            config,
+        })
+    }
+
+    /// True if `host` is where jitgate's login callback and back-channel logout live.
+    pub fn is_auth_host(&self, host: &str) -> bool {
+        host == self.config.public.host
+    }
+}

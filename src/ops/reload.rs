@@ -1,0 +1,180 @@
+//! Reloading policy files without a restart.
+//!
+//! On SIGHUP, and when any file in the policies directory changes (polled every two
+//! seconds), the whole directory is validated again. A valid set replaces the running one in
+//! a single atomic swap, so a request sees either the old set or the new one, never a mix. An
+//! invalid set changes nothing: the old one keeps running and every problem is logged with
+//! its `file:line:column`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::gate::Gate;
+use crate::policy;
+
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// What a reload did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Applied { apps: usize },
+    Rejected { problems: Vec<String> },
+}
+
+/// Validates the policies directory again and swaps it in if valid.
+pub fn reload_now(gate: &Gate) -> ReloadOutcome {
+    match policy::load_dir(&gate.config.policies_dir) {
+        Ok(set) => {
+            let apps = set.apps().len();
+            gate.policies.store(Arc::new(set));
+            gate.metrics
+                .policy_reloads
+                .with_label_values(&["applied"])
+                .inc();
+            tracing::info!(apps, "policy files reloaded");
+            ReloadOutcome::Applied { apps }
+        }
+        Err(problems) => {
+            gate.metrics
+                .policy_reloads
+                .with_label_values(&["rejected"])
+                .inc();
+            let problems: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+            for p in &problems {
+                tracing::error!(problem = %p, "policy reload rejected; the previous policies stay in force");
+            }
+            ReloadOutcome::Rejected { problems }
+        }
+    }
+}
+
+/// A fingerprint of the directory: names, sizes and modification times.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        meta.len(),
+                        meta.modified().ok(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+/// Reloads on SIGHUP and on file changes, until the process drains.
+pub async fn watch(gate: Arc<Gate>) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; policy reload on file change only");
+            None
+        }
+    };
+    let mut seen = fingerprint(&gate.config.policies_dir);
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    loop {
+        let by_signal = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            _ = gate.draining.stopped() => return,
+        };
+        let now = fingerprint(&gate.config.policies_dir);
+        if by_signal || now != seen {
+            seen = now;
+            reload_now(&gate);
+        }
+    }
+}
+
+/// On PostgreSQL: listens for grant changes announced by any replica (or `jitgate grants`)
+/// and drops the cached view of that user at once. While the connection is down nothing is
+/// heard, so on every reconnect the whole grants cache is dropped.
+pub async fn listen_grant_changes(gate: Arc<Gate>) {
+    let url = gate.config.store_url.clone();
+    if !url.starts_with("postgres") {
+        return;
+    }
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(crate::store::GRANTS_CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot listen for grant changes");
+                } else {
+                    gate.grants.forget_all();
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) => {
+                                let parts: Vec<&str> = n.payload().split('\n').collect();
+                                if let [iss, sub, rest @ ..] = parts.as_slice() {
+                                    gate.grants.forget(iss, sub);
+                                    if let [id, "revoked", until, ..] = rest {
+                                        let until = until.parse().unwrap_or(i64::MAX);
+                                        gate.grants.note_revoked(id, until);
+                                    }
+                                }
+                            }
+                            // The connection dropped: notifications may have been missed.
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "grant notifications interrupted; re-reading grants"
+                                );
+                                gate.grants.forget_all();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "grant notifications failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect for grant notifications"),
+        }
+        gate.grants.forget_all();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Marks grants whose time is up as expired, every second (for the audit trail and the
+/// lists: enforcement itself compares the expiry on every request), until the process drains.
+pub async fn expire_grants(gate: Arc<Gate>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        // A sweep under way is finished; the next one is left to the process taking over.
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = gate.draining.stopped() => return,
+        }
+        if let Err(e) = gate.grants.expire_due().await {
+            tracing::warn!(error = %e, "grant expiry sweep failed");
+        }
+        let policies = gate.policies.load();
+        if let Err(e) = gate.grants.run_end_calls(&policies).await {
+            tracing::warn!(error = %e, "grant end calls failed");
+        }
+    }
+}
+
+/// Deletes expired sessions from the store every few minutes, until the process drains.
+pub async fn sweep_sessions(gate: Arc<Gate>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = gate.draining.stopped() => return,
+        }
+        match gate.sessions.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+}
