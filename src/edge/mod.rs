@@ -2,3 +2,4 @@
 
 pub mod identity_headers;
 pub mod proxy;
+pub mod refusal;

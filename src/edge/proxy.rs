@@ -15,7 +15,8 @@
 //! fail_to_proxy           upstream errors -> our 502 page with the request id
 //! logging                 metrics: outcome, decision latency
 //! ```
-//! Every refusal is a [`Denial`] value, turned into a response by `send_denial` only.
+//! Every refusal is a [`Denial`] value, rendered by `edge::refusal` (the one table) and
+//! written by `send_denial` only.
 //! `request_filter` only decides; the headers the app sees are written on pingora's copy of
 //! the request in `upstream_request_filter`, after pingora removed hop-by-hop headers, so a
 //! client cannot have our headers removed by naming them in `Connection`.
@@ -36,6 +37,7 @@ use serde_json::json;
 use crate::auth::session::cookie::{self, CookieValue};
 use crate::auth::session::{ActiveSession, SessionEnd};
 use crate::edge::identity_headers;
+use crate::edge::refusal::{self, Format, GRANT_ENDED, GRANT_UNVERIFIABLE, NOT_FORWARDABLE};
 use crate::endpoints::denial::Denial;
 use crate::endpoints::{self, login, OwnRequest, Reply};
 use crate::gate::Gate;
@@ -74,11 +76,6 @@ fn read_timeout_until(expires_at_ms: i64) -> std::time::Duration {
     let left = (expires_at_ms - crate::util::clock::now_ms()).max(1) as u64;
     std::time::Duration::from_millis(left).min(CLIENT_READ_TIMEOUT)
 }
-
-const GRANT_ENDED: &str = "grant ended";
-const GRANT_UNVERIFIABLE: &str = "grant unverifiable";
-/// The request for the app could not be written: never forwarded, answered with a 500.
-const NOT_FORWARDABLE: &str = "not forwardable";
 
 fn grant_ended() -> Box<Error> {
     Error::explain(
@@ -129,7 +126,7 @@ impl ProxyHttp for JitgateProxy {
                 Ok(true)
             }
             Err(denial) => {
-                ctx.outcome = denial.kind();
+                ctx.outcome = refusal::kind(&denial);
                 self.send_denial(session, ctx, &denial).await?;
                 Ok(true)
             }
@@ -295,26 +292,7 @@ impl ProxyHttp for JitgateProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let unverifiable = matches!(e.etype(), ErrorType::Custom(GRANT_UNVERIFIABLE));
-        let code = match e.etype() {
-            // A long-lived connection cut because its grant ended: nothing more to say on it.
-            ErrorType::Custom(GRANT_ENDED) => 0,
-            // The store could not confirm the grant: our 503 page, unless the answer started.
-            ErrorType::Custom(GRANT_UNVERIFIABLE) if session.response_written().is_none() => 503,
-            ErrorType::Custom(GRANT_UNVERIFIABLE) => 0,
-            ErrorType::Custom(NOT_FORWARDABLE) => 500,
-            ErrorType::HTTPStatus(code) => *code,
-            _ if matches!(e.esource(), pingora_error::ErrorSource::Downstream) => 0,
-            _ => 502,
-        };
-        let page = match code {
-            500 => Some((Denial::Internal, Denial::Internal.kind())),
-            502 => Some((Denial::UpstreamUnavailable, "upstream_error")),
-            503 if unverifiable => {
-                Some((Denial::StoreUnavailable, Denial::StoreUnavailable.kind()))
-            }
-            _ => None,
-        };
+        let (code, page) = refusal::after_admission(e, session.response_written().is_some());
         if let Some((denial, outcome)) = page {
             ctx.outcome = outcome;
             tracing::warn!(request_id = %ctx.request_id, error = %e, "request failed after admission");
@@ -572,14 +550,15 @@ impl JitgateProxy {
         }
     }
 
-    /// The one place a [`Denial`] becomes an HTTP response.
+    /// Writes a [`Denial`]'s answer, as `refusal::answer` (the one table) renders it.
     async fn send_denial(
         &self,
         session: &mut Session,
         ctx: &RequestCtx,
         denial: &Denial,
     ) -> Result<()> {
-        let rendered = denial.response(ctx.request_id.as_str());
+        let format = Format::for_path(session.req_header().uri.path());
+        let rendered = refusal::answer(denial, ctx.request_id.as_str(), format);
         let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
         if let Some(location) = rendered.location {
             resp.insert_header("location", location)?;
@@ -588,7 +567,9 @@ impl JitgateProxy {
             }
             return write(session, ctx, resp, None).await;
         }
-        resp.insert_header("content-type", "text/html; charset=utf-8")?;
+        if let Some(content_type) = rendered.content_type {
+            resp.insert_header("content-type", content_type)?;
+        }
         if rendered.clear_cookie {
             let cookies = self.gate.cookies;
             resp.append_header("set-cookie", cookies.clear(cookies.session()))?;

@@ -119,16 +119,7 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
     };
     let fields = form(req.body.as_ref());
     if !origin_ok || !crate::util::random::same_secret(field(&fields, "csrf"), &csrf) {
-        return Ok(Reply::Page {
-            status: 403,
-            html: render(
-                "Form expired",
-                "This form is no longer valid. Open the access page again and retry.",
-                &format!("<p><a href=\"{PATH}\">Access page</a></p>"),
-                rid,
-            ),
-            cookies: Vec::new(),
-        });
+        return Err(Denial::FormExpired);
     }
     let actor = Actor::user(identity);
     let result = match sub.split('/').collect::<Vec<_>>().as_slice() {
@@ -165,10 +156,13 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
     };
     match result {
         Ok(msg) => Ok(back(&msg)),
-        Err(GrantError::Store(_)) => Err(Denial::StoreUnavailable),
-        Err(e @ GrantError::AccountDeactivated { .. }) => {
-            Ok(page(403, &app, &format!("Not done: {e}."), "", rid))
-        }
+        // A refusal the user can act on is shown on the access page itself; one that
+        // ends their access here (deactivated account) or a failure is a refusal page.
+        Err(
+            e @ (GrantError::Store(_)
+            | GrantError::Random(_)
+            | GrantError::AccountDeactivated { .. }),
+        ) => Err(Denial::from_grant(&e, rid)),
         Err(e) => Ok(back(&format!("Not done: {e}."))),
     }
 }

@@ -1,10 +1,13 @@
-//! Every refusal jitgate makes, and the one place it becomes an HTTP answer.
+//! Every refusal jitgate makes, as a value.
 //!
-//! Handlers return a [`Denial`] value; `Denial::response` decides the status, the short
-//! message and the headers. The request id is always included, so a user can report it and
-//! an operator can find the matching log line. Messages never echo tokens or cookies.
+//! The edge's checks and jitgate's own endpoints return a [`Denial`]; they never write an
+//! error answer themselves. `edge::refusal` is the one table that turns a denial into a
+//! status, a short page or a JSON error, and headers, always with the request id.
+//! Errors from the lifecycle (provisioning, grant actions) are sorted into denials here, so
+//! that callers pass them on with `?` and the table stays the only place that knows HTTP.
 
-use crate::endpoints::pages;
+use crate::lifecycle::grants::GrantError;
+use crate::lifecycle::provision::ProvisionError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
@@ -54,6 +57,18 @@ pub enum Denial {
         app: String,
         grant_type: String,
     },
+    /// A grant action (ask, approve, deny, revoke) was refused; `message` says why and is
+    /// shown to the user as is.
+    GrantRefused {
+        why: GrantRefusal,
+        message: String,
+    },
+    /// A form that no longer carries this session's token, or came from another site.
+    FormExpired,
+    /// A JSON body that does not have the expected shape; says what is wrong.
+    InvalidBody(String),
+    /// A JSON endpoint sent something other than JSON.
+    UnsupportedMediaType,
     /// An unknown page under `/.jitgate/`.
     NotFound,
     MethodNotAllowed,
@@ -63,8 +78,8 @@ pub enum Denial {
 
 impl Denial {
     /// What the user sees when their account in `app` could not be made ready.
-    pub fn from_provisioning(app: &str, e: &crate::lifecycle::provision::ProvisionError) -> Self {
-        use crate::lifecycle::provision::ProvisionError as E;
+    pub fn from_provisioning(app: &str, e: &ProvisionError) -> Self {
+        use ProvisionError as E;
         let app = app.to_string();
         match e {
             E::Paused(d) => Denial::AccountPending {
@@ -83,193 +98,48 @@ impl Denial {
             E::Store(_) => Denial::StoreUnavailable,
         }
     }
+
+    /// A refused grant action, sorted by what it means for the client. A store failure is
+    /// logged here and shown as [`Denial::StoreUnavailable`]: a database's own error text
+    /// never reaches a client.
+    pub fn from_grant(e: &GrantError, request_id: &str) -> Self {
+        use GrantError as E;
+        let why = match e {
+            E::Store(_) | E::Random(_) => {
+                tracing::error!(request_id, error = %e, "grant action failed");
+                return Denial::StoreUnavailable;
+            }
+            E::NotFound | E::UnknownApp(_) | E::UnknownType { .. } => GrantRefusal::NotFound,
+            E::SelfApproval
+            | E::NotAnApprover(_)
+            | E::NotARequester(..)
+            | E::NotAllowedToRevoke
+            | E::AccountDeactivated { .. } => GrantRefusal::NotAllowed,
+            E::Conflict | E::NotPending(_) | E::NotRevocable(_) => GrantRefusal::Conflict,
+            E::PurposeRequired
+            | E::TicketRequired(_)
+            | E::TicketMismatch(..)
+            | E::TooLong { .. }
+            | E::BadDuration(_)
+            | E::BadTicket
+            | E::AlreadyApproved => GrantRefusal::Invalid,
+        };
+        Denial::GrantRefused {
+            why,
+            message: e.to_string(),
+        }
+    }
 }
 
-/// A rendered refusal.
-pub struct DenialResponse {
-    pub status: u16,
-    pub body: String,
-    /// Whether to clear the session cookie (it was malformed).
-    pub clear_cookie: bool,
-    /// Where to send the browser, for redirects (then the body is empty).
-    pub location: Option<String>,
-    /// A cookie to set with the redirect.
-    pub set_cookie: Option<String>,
-}
-
-impl Denial {
-    pub fn status(&self) -> u16 {
-        match self {
-            Denial::UnknownHost | Denial::NotFound => 404,
-            Denial::BadRequest(_) | Denial::BadSessionCookie | Denial::LoginFailed(_) => 400,
-            Denial::LoginRedirect { .. } => 302,
-            Denial::LoginRequired => 401,
-            Denial::Forbidden { .. }
-            | Denial::AccountDeactivated { .. }
-            | Denial::ElevationRequired { .. } => 403,
-            Denial::MethodNotAllowed => 405,
-            Denial::PayloadTooLarge => 413,
-            Denial::Internal => 500,
-            Denial::UpstreamUnavailable | Denial::AccountRefused { .. } => 502,
-            Denial::AccountPending { .. } => 503,
-            Denial::IdpUnavailable | Denial::StoreUnavailable => 503,
-        }
-    }
-
-    /// The label used in metrics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Denial::UnknownHost => "unknown_host",
-            Denial::BadRequest(_) => "bad_request",
-            Denial::BadSessionCookie => "bad_session_cookie",
-            Denial::LoginRedirect { .. } => "login_redirect",
-            Denial::LoginRequired => "login_required",
-            Denial::Forbidden { .. } => "forbidden",
-            Denial::LoginFailed(_) => "login_failed",
-            Denial::IdpUnavailable => "idp_unavailable",
-            Denial::StoreUnavailable => "store_unavailable",
-            Denial::NotFound => "not_found",
-            Denial::MethodNotAllowed => "method_not_allowed",
-            Denial::PayloadTooLarge => "payload_too_large",
-            Denial::Internal => "internal",
-            Denial::UpstreamUnavailable => "upstream_unavailable",
-            Denial::AccountPending { .. } => "account_pending",
-            Denial::AccountRefused { .. } => "account_refused",
-            Denial::AccountDeactivated { .. } => "account_deactivated",
-            Denial::ElevationRequired { .. } => "elevation_required",
-        }
-    }
-
-    pub fn response(&self, request_id: &str) -> DenialResponse {
-        if let Denial::LoginRedirect {
-            location,
-            binding_cookie,
-        } = self
-        {
-            return DenialResponse {
-                status: self.status(),
-                body: String::new(),
-                clear_cookie: false,
-                location: Some(location.clone()),
-                set_cookie: binding_cookie.clone(),
-            };
-        }
-        let (title, message) = match self {
-            Denial::UnknownHost => (
-                "Unknown site",
-                "No application is served at this address.".to_string(),
-            ),
-            Denial::BadRequest(why) => ("Bad request", format!("The request was refused: {why}.")),
-            Denial::BadSessionCookie => (
-                "Bad request",
-                "Your session cookie is not valid. It has been cleared; please reload the page."
-                    .to_string(),
-            ),
-            Denial::LoginRedirect { .. } => (
-                "Sign-in required",
-                "Redirecting you to sign in.".to_string(),
-            ),
-            Denial::LoginRequired => (
-                "Sign-in required",
-                "Please sign in, then try again.".to_string(),
-            ),
-            Denial::Forbidden { app } => (
-                "Access denied",
-                format!("You are signed in, but your account may not open this page of {app}."),
-            ),
-            Denial::LoginFailed(why) => (
-                "Sign-in failed",
-                format!("The sign-in could not be completed ({why}). Please start again."),
-            ),
-            Denial::IdpUnavailable => (
-                "Sign-in is unavailable",
-                "The identity provider cannot be reached right now. Please try again in a minute."
-                    .to_string(),
-            ),
-            Denial::StoreUnavailable => (
-                "Temporarily unavailable",
-                "jitgate cannot reach its store right now, so it cannot check this access. Please try again shortly."
-                    .to_string(),
-            ),
-            Denial::NotFound => ("Not found", "There is no such page.".to_string()),
-            Denial::MethodNotAllowed => (
-                "Method not allowed",
-                "This page does not accept that kind of request.".to_string(),
-            ),
-            Denial::PayloadTooLarge => (
-                "Request too large",
-                "The request body is too large.".to_string(),
-            ),
-            Denial::UpstreamUnavailable => (
-                "Application unavailable",
-                "The application did not answer. Please try again shortly.".to_string(),
-            ),
-            Denial::AccountPending {
-                app,
-                paused_for: None,
-            } => (
-                "Setting up your account",
-                format!("Your account on {app} is being set up. Please try again in a moment."),
-            ),
-            Denial::AccountPending {
-                app,
-                paused_for: Some(seconds),
-            } => (
-                "Setting up your account",
-                format!(
-                    "Your account on {app} cannot be set up right now: {app}'s account service \
-                     keeps failing, so jitgate has paused calls to it for {seconds} s. \
-                     Please try again after that."
-                ),
-            ),
-            Denial::AccountRefused { app } => (
-                "Account setup failed",
-                format!(
-                    "{app} refused to set up your account. The administrators can see why in \
-                     jitgate's audit log; please give them the request id below."
-                ),
-            ),
-            Denial::AccountDeactivated { app } => (
-                "Account deactivated",
-                format!("Your account on {app} was deactivated. Ask an administrator if you need it back."),
-            ),
-            Denial::ElevationRequired { app, grant_type } => (
-                "Elevated access required",
-                format!(
-                    "This page of {app} needs elevated access: an active `{grant_type}` grant. \
-                     Ask for one with a purpose (and a ticket if required); once it is \
-                     approved, this page opens until the grant ends."
-                ),
-            ),
-            Denial::Internal => (
-                "Something went wrong",
-                "jitgate hit an internal error. Please try again.".to_string(),
-            ),
-        };
-        let retry = match self {
-            Denial::LoginFailed(_) | Denial::Forbidden { .. } => {
-                "<p><a href=\"/.jitgate/logout\">Sign out</a> or <a href=\"/\">start again</a>.</p>"
-                    .to_string()
-            }
-            Denial::ElevationRequired { grant_type, .. } => {
-                let query: String = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("type", grant_type)
-                    .finish();
-                format!(
-                    "<p><a id=\"ask\" href=\"{}?{}\">Ask for {} access</a></p>",
-                    crate::endpoints::access_portal::PATH,
-                    pages::escape(&query),
-                    pages::escape(grant_type)
-                )
-            }
-            _ => String::new(),
-        };
-        DenialResponse {
-            status: self.status(),
-            body: pages::render(title, &message, &retry, request_id),
-            clear_cookie: matches!(self, Denial::BadSessionCookie),
-            location: None,
-            set_cookie: None,
-        }
-    }
+/// What kind of refusal a grant action met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantRefusal {
+    /// No such grant, app or grant type.
+    NotFound,
+    /// The user may not do this (their own request, not an approver, deactivated account).
+    NotAllowed,
+    /// The grant is not in a state that allows it (any more).
+    Conflict,
+    /// The ask itself is wrong (purpose, ticket, duration).
+    Invalid,
 }

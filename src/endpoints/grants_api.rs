@@ -6,6 +6,9 @@
 //! POST /.jitgate/api/grants               {"type", "purpose", "ticket", "duration"} -> 201
 //! POST /.jitgate/api/grants/{id}/approve | deny | revoke
 //! ```
+//! Refusals are [`Denial`]s like everywhere else; the edge answers them on this path as
+//! JSON `{"error", "request_id"}` (see `edge::refusal`).
+//!
 //! POSTs must be `Content-Type: application/json`: a cross-site form cannot send that
 //! without a CORS preflight, which jitgate never grants, so no CSRF token is needed here
 //! (and session cookies are SameSite=Lax besides).
@@ -17,7 +20,7 @@ use super::{OwnRequest, Reply};
 use crate::auth::session::cookie::{self, CookieValue};
 use crate::endpoints::denial::Denial;
 use crate::gate::Gate;
-use crate::lifecycle::grants::{Actor, GrantAsk, GrantError};
+use crate::lifecycle::grants::{Actor, GrantAsk};
 use crate::store::GrantRecord;
 
 const MAX_BODY: usize = 16 * 1024;
@@ -27,38 +30,6 @@ fn json_reply(status: u16, body: Value) -> Reply {
     Reply::Json {
         status,
         body: body.to_string(),
-    }
-}
-
-fn error(status: u16, message: impl Into<String>, request_id: &str) -> Reply {
-    json_reply(
-        status,
-        json!({ "error": message.into(), "request_id": request_id }),
-    )
-}
-
-fn status_of(e: &GrantError) -> u16 {
-    match e {
-        GrantError::NotFound | GrantError::UnknownApp(_) | GrantError::UnknownType { .. } => 404,
-        GrantError::SelfApproval
-        | GrantError::NotAnApprover(_)
-        | GrantError::NotARequester(..)
-        | GrantError::NotAllowedToRevoke
-        | GrantError::AccountDeactivated { .. } => 403,
-        GrantError::Conflict | GrantError::NotPending(_) | GrantError::NotRevocable(_) => 409,
-        GrantError::Store(_) | GrantError::Random(_) => 503,
-        _ => 400,
-    }
-}
-
-/// What a client is told: the refusal itself, but never a database's own error text.
-fn public_message(e: &GrantError, rid: &str) -> String {
-    match e {
-        GrantError::Store(_) | GrantError::Random(_) => {
-            tracing::error!(request_id = rid, error = %e, "grant action failed");
-            "jitgate cannot reach its store right now; try again shortly".into()
-        }
-        e => e.to_string(),
     }
 }
 
@@ -91,27 +62,23 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("application/json"));
         if !json_body {
-            return Ok(error(
-                415,
-                "send JSON (Content-Type: application/json)",
-                rid,
-            ));
+            return Err(Denial::UnsupportedMediaType);
         }
     }
     // The signed-in user of this host.
     let token = match cookie::read(req.header, gate.cookies.session()) {
         CookieValue::Token(t) => t,
-        _ => return Ok(error(401, "sign in first", rid)),
+        _ => return Err(Denial::LoginRequired),
     };
     let active = match gate.sessions.resolve(token, req.host).await {
         Ok(Ok(active)) => active,
-        Ok(Err(_)) => return Ok(error(401, "sign in first", rid)),
+        Ok(Err(_)) => return Err(Denial::LoginRequired),
         Err(_) => return Err(Denial::StoreUnavailable),
     };
     let identity = &active.identity;
     let policies = gate.policies.load();
     let Some(app) = policies.app_for_host(req.host).cloned() else {
-        return Ok(error(404, "no app is served on this host", rid));
+        return Err(Denial::UnknownHost);
     };
     let path = req
         .endpoint
@@ -121,7 +88,7 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
     let body: Value = match &req.body {
         Some(b) if post => match serde_json::from_slice(b) {
             Ok(v) => v,
-            Err(_) => return Ok(error(400, "the body is not JSON", rid)),
+            Err(_) => return Err(Denial::InvalidBody("the body is not JSON".into())),
         },
         _ => Value::Null,
     };
@@ -137,30 +104,28 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
                             "to_decide": to_decide.iter().map(view).collect::<Vec<_>>(),
                         }),
                     ),
-                    Err(e) => error(status_of(&e), public_message(&e, rid), rid),
+                    Err(e) => return Err(Denial::from_grant(&e, rid)),
                 },
             )
         }
         (true, []) => {
             // Requests are for the app of this host.
             let Value::Object(mut ask) = body else {
-                return Ok(error(400, "send a JSON object", rid));
+                return Err(Denial::InvalidBody("send a JSON object".into()));
             };
             if ask
                 .get("app")
                 .is_some_and(|a| a.as_str() != Some(app.name.as_str()))
             {
-                return Ok(error(
-                    400,
-                    "ask on the host of the app the grant is for",
-                    rid,
+                return Err(Denial::InvalidBody(
+                    "ask on the host of the app the grant is for".into(),
                 ));
             }
             ask.insert("app".into(), json!(app.name));
             let ask = Value::Object(ask);
             let ask: GrantAsk = match serde_json::from_value(ask) {
                 Ok(a) => a,
-                Err(e) => return Ok(error(400, format!("bad request: {e}"), rid)),
+                Err(e) => return Err(Denial::InvalidBody(format!("bad request: {e}"))),
             };
             gate.grants
                 .request(&policies, identity, &ask)
@@ -182,10 +147,10 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
             .revoke(&policies, id, &actor, Some(&app.name))
             .await
             .map(|g| (200, g)),
-        _ => return Ok(error(404, "no such grants endpoint", rid)),
+        _ => return Err(Denial::NotFound),
     };
     Ok(match result {
         Ok((status, grant)) => json_reply(status, view(&grant)),
-        Err(e) => error(status_of(&e), public_message(&e, rid), rid),
+        Err(e) => return Err(Denial::from_grant(&e, rid)),
     })
 }
