@@ -229,22 +229,22 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
     let store_url = match &raw.store.url {
         Some(url) => {
             let url = url.as_str();
-            if !(url.starts_with("sqlite://")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
+            if crate::store::backend_of(url).is_none() {
                 report.at(
                     raw.store
                         .url
                         .as_ref()
                         .map(|u| u.span())
                         .unwrap_or(raw.policies.span()),
-                    format!("store url `{url}` must start with sqlite:// or postgres://"),
+                    format!(
+                        "store url `{url}` must start with {}",
+                        crate::store::URL_SCHEMES
+                    ),
                 );
             }
             url.to_string()
         }
-        None => format!("sqlite://{}", data_dir.join("jitgate.db").display()),
+        None => crate::store::embedded_url(&data_dir.join("jitgate.db")),
     };
 
     let policies_dir = resolve(&raw.policies);

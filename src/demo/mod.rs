@@ -282,7 +282,7 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
             groups_claim: "groups".into(),
         },
         session: SessionSettings::default(),
-        store_url: format!("sqlite://{}", dir.join("jitgate.db").display()),
+        store_url: crate::store::embedded_url(&dir.join("jitgate.db")),
         policies_dir: policies_dir.clone(),
     };
     let issuer = issuer::DevIssuer::new(

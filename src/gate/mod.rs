@@ -76,7 +76,7 @@ impl Gate {
             grants: Grants::new(
                 store.clone(),
                 Audit::new(store.clone()),
-                if config.store_url.starts_with("postgres") {
+                if store.pushes_grant_changes() {
                     crate::lifecycle::grants::RECHECK_AFTER_WITH_NOTIFY
                 } else {
                     crate::lifecycle::grants::RECHECK_AFTER

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::gate::Gate;
 use crate::policy;
+use crate::store::GrantChange;
 
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
@@ -94,52 +95,23 @@ pub async fn watch(gate: Arc<Gate>) {
     }
 }
 
-/// On PostgreSQL: listens for grant changes announced by any replica (or `jitgate grants`)
-/// and drops the cached view of that user at once. While the connection is down nothing is
-/// heard, so on every reconnect the whole grants cache is dropped.
+/// Where the store pushes grant changes (PostgreSQL): drops the cached view of each changed
+/// user at once, and the whole grants cache whenever notifications may have been missed.
+/// Without such a feed (SQLite) the cache re-reads on its own after a short interval.
 pub async fn listen_grant_changes(gate: Arc<Gate>) {
-    let url = gate.config.store_url.clone();
-    if !url.starts_with("postgres") {
+    let Some(mut changes) = gate.store.grant_changes() else {
         return;
-    }
-    loop {
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(crate::store::GRANTS_CHANNEL).await {
-                    tracing::warn!(error = %e, "cannot listen for grant changes");
-                } else {
-                    gate.grants.forget_all();
-                    loop {
-                        match listener.try_recv().await {
-                            Ok(Some(n)) => {
-                                let parts: Vec<&str> = n.payload().split('\n').collect();
-                                if let [iss, sub, rest @ ..] = parts.as_slice() {
-                                    gate.grants.forget(iss, sub);
-                                    if let [id, "revoked", until, ..] = rest {
-                                        let until = until.parse().unwrap_or(i64::MAX);
-                                        gate.grants.note_revoked(id, until);
-                                    }
-                                }
-                            }
-                            // The connection dropped: notifications may have been missed.
-                            Ok(None) => {
-                                tracing::warn!(
-                                    "grant notifications interrupted; re-reading grants"
-                                );
-                                gate.grants.forget_all();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "grant notifications failed");
-                                break;
-                            }
-                        }
-                    }
+    };
+    while let Some(change) = changes.recv().await {
+        match change {
+            GrantChange::User { iss, sub, revoked } => {
+                gate.grants.forget(&iss, &sub);
+                if let Some((id, until)) = revoked {
+                    gate.grants.note_revoked(&id, until);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot connect for grant notifications"),
+            GrantChange::Missed => gate.grants.forget_all(),
         }
-        gate.grants.forget_all();
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

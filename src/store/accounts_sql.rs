@@ -6,7 +6,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sql::{Backend, SqlStore};
+use super::sql::SqlStore;
+use super::url::Backend;
 use super::{AccountKey, AccountRecord, StoreError};
 
 const ACCOUNT_COLUMNS: &str = "app, iss, sub, username, account_id, attrs_hash, attributes, \

@@ -7,7 +7,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sql::{Backend, SqlStore};
+use super::sql::SqlStore;
+use super::url::Backend;
 use super::{AccountKey, GrantRecord, StoreError};
 
 /// The PostgreSQL channel on which grant changes are announced.

@@ -9,18 +9,21 @@
 //! racing requests can never both consume one.
 
 mod accounts_sql;
+mod changes;
 mod grants_sql;
 mod outage;
 mod sql;
 #[cfg(test)]
 mod tests;
+mod url;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use grants_sql::GRANTS_CHANNEL;
+pub use changes::{GrantChange, GRANTS_CHANNEL};
 pub use outage::StoreOutage;
 pub use sql::SqlStore;
+pub use url::{backend_of, embedded as embedded_url, Backend, SCHEMES as URL_SCHEMES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -266,6 +269,13 @@ pub trait Store: Send + Sync {
     async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
     /// Cheap round trip for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// True if grant changes made by other processes reach this one as they happen
+    /// ([`Store::grant_changes`]); false if they are seen only by re-reading.
+    fn pushes_grant_changes(&self) -> bool;
+    /// Grant changes announced by any process sharing this store, from now on; `None` on a
+    /// backend that cannot push them. Call it inside a tokio runtime: it starts a task.
+    fn grant_changes(&self) -> Option<tokio::sync::mpsc::Receiver<GrantChange>>;
 }
 
 /// Opens the store named by `url`, creating and migrating it as needed.

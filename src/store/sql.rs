@@ -11,22 +11,18 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use super::url::{backend_of, Backend, SCHEMES};
 use super::{
     AccountKey, AccountRecord, AuditEvent, GrantRecord, Handoff, LoginTransaction, LogoutSelector,
     SessionRecord, Store, StoreError,
 };
 
-/// Which database a [`SqlStore`] talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// Where to open the `LISTEN` connection for change notifications (PostgreSQL).
+    url: String,
 }
 
 const SESSION_COLUMNS: &str =
@@ -35,16 +31,17 @@ const SESSION_COLUMNS: &str =
 impl SqlStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            (Backend::Sqlite, sqlite_url(path)?)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
-        } else {
-            return Err(StoreError::Setup(
-                "store url must start with sqlite:// or postgres://".into(),
-            ));
+        let (backend, url) = match (backend_of(url), url.strip_prefix("sqlite://")) {
+            (Some(Backend::Sqlite), Some(path)) => (Backend::Sqlite, sqlite_url(path)?),
+            (Some(Backend::Postgres), _) => (Backend::Postgres, url.to_string()),
+            _ => {
+                return Err(StoreError::Setup(format!(
+                    "store url must start with {SCHEMES}"
+                )))
+            }
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let listen_url = url.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(std::time::Duration::from_secs(5))
@@ -60,7 +57,11 @@ impl SqlStore {
             })
             .connect_with(options)
             .await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            url: listen_url,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -129,6 +130,15 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
 
 #[async_trait]
 impl Store for SqlStore {
+    fn pushes_grant_changes(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    fn grant_changes(&self) -> Option<tokio::sync::mpsc::Receiver<super::GrantChange>> {
+        self.pushes_grant_changes()
+            .then(|| super::changes::listen(self.url.clone()))
+    }
+
     async fn put_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
