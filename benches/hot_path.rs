@@ -199,7 +199,7 @@ fn browser_request(token: &str) -> RequestHeader {
 /// receives (`upstream_request_filter`: spoofable headers and our cookie removed, identity
 /// headers added).
 fn hot_path(f: &Fixture, request: &mut RequestHeader) -> bool {
-    if jitgate::edge::proxy::request_host(request).as_deref() != Some(HOST) {
+    if jitgate::edge::request_target::request_host(request).as_deref() != Some(HOST) {
         return false;
     }
     let normalized = normalize_path(request.uri.path()).unwrap();

@@ -112,7 +112,7 @@ impl Audit {
             detail: detail.to_string(),
         };
         tracing::info!(
-            target: "jitgate::telemetry::audit",
+            target: "jitgate::audit",
             event = event.kind,
             iss = event.iss.as_deref().unwrap_or(""),
             sub = event.sub.as_deref().unwrap_or(""),
