@@ -5,6 +5,7 @@ pub mod access_portal;
 pub mod denial;
 pub mod grants_api;
 pub mod login;
+pub mod logout;
 pub mod pages;
 
 use bytes::Bytes;
@@ -51,7 +52,7 @@ pub struct OwnRequest<'a> {
 /// body (then none is read).
 pub fn body_limit(endpoint: &str, method: &Method) -> Option<usize> {
     if endpoint == "backchannel-logout" {
-        Some(login::MAX_LOGOUT_BODY)
+        Some(logout::MAX_LOGOUT_BODY)
     } else if endpoint.starts_with("api/") && method == Method::POST {
         Some(grants_api::MAX_API_BODY)
     } else if endpoint.starts_with("access/") && method == Method::POST {
@@ -68,10 +69,10 @@ pub async fn handle(gate: &Gate, req: OwnRequest<'_>) -> Result<Reply, Denial> {
         "login" if get => login::start_login(gate, &req).await,
         "callback" if get => login::callback(gate, &req).await,
         "handoff" if get => login::handoff(gate, &req).await,
-        "logout" if get || req.method == Method::POST => login::logout(gate, &req).await,
-        "logged-out" if get => Ok(login::logged_out(&req)),
+        "logout" if get || req.method == Method::POST => logout::logout(gate, &req).await,
+        "logged-out" if get => Ok(logout::logged_out(&req)),
         "backchannel-logout" if req.method == Method::POST => {
-            login::backchannel_logout(gate, &req).await
+            logout::backchannel_logout(gate, &req).await
         }
         e if e == "access" || e.starts_with("access/") => access_portal::handle(gate, &req).await,
         e if e == "api/grants" || e.starts_with("api/grants/") => {
