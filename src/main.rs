@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use jitgate::ops::server;
 use jitgate::{config, policy};
 
 #[derive(Parser)]
@@ -183,7 +182,7 @@ fn init_logging(format: LogFormat) {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check { config, policies } => Ok(check(config, policies)),
+        Command::Check { config, policies } => Ok(jitgate::cli::check::check(config, policies)),
         Command::Run {
             config,
             threads,
@@ -203,7 +202,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .map(|n| n.get())
                     .unwrap_or(2)
             });
-            run_proxy(cfg, policies, threads, upgrade, pid_file.as_deref())
+            jitgate::cli::run::run(cfg, policies, threads, upgrade, pid_file.as_deref())
+                .map_err(anyhow::Error::from)
         }
         Command::Accounts { command } => accounts(command),
         Command::Grants { command } => grants(command),
@@ -216,58 +216,6 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Err(e) => Err(e).context("running the demo"),
         },
     }
-}
-
-/// `jitgate run`: binds the listeners, or with `upgrade` takes them over from the running
-/// jitgate (see `jitgate::ops::upgrade`), and serves until told to stop.
-fn run_proxy(
-    cfg: config::Config,
-    policies: policy::PolicySet,
-    threads: usize,
-    upgrade: bool,
-    pid_file: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
-    // Everything that can go wrong is checked before the old process hears from us.
-    let old = match (upgrade, pid_file) {
-        (true, Some(path)) => Some(jitgate::ops::upgrade::OldProcess::from_pid_file(path)?),
-        _ => None,
-    };
-    if upgrade {
-        jitgate::ops::upgrade::check_socket_path(&cfg.listen.upgrade_socket)?;
-    }
-    let upgrade_socket = cfg.listen.upgrade_socket.clone();
-    let control = server::start_control(cfg, policies).context("starting jitgate")?;
-    let mut server = if upgrade {
-        server::build_server_taking_over(control.gate.clone(), threads)
-    } else {
-        server::build_server(control.gate.clone(), threads)
-    }
-    .context("building the listeners")?;
-    if upgrade {
-        match (old, pid_file) {
-            (Some(old), Some(path)) => {
-                old.hand_over(path)?;
-                tracing::info!(old_pid = old.pid(), socket = %upgrade_socket.display(), "asked the running jitgate to hand over its listening sockets");
-            }
-            _ => {
-                tracing::info!(socket = %upgrade_socket.display(), "waiting up to 5 s for the listening sockets: send SIGQUIT to the running jitgate")
-            }
-        }
-        // Blocks until the sockets arrive; pingora exits the process if none come.
-        server.bootstrap();
-    }
-    if let Some(path) = pid_file {
-        jitgate::ops::upgrade::write_pid_file(path)?;
-    }
-    control.drain_when_told(&server);
-    jitgate::ops::upgrade::notify_systemd_ready();
-    tracing::info!(pid = std::process::id(), "jitgate is running");
-    server.run(pingora_core::server::RunArgs::default());
-    control.finish();
-    if let Some(path) = pid_file {
-        jitgate::ops::upgrade::remove_pid_file_if_ours(path);
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
@@ -354,45 +302,6 @@ fn load(path: &std::path::Path) -> Option<(config::Config, policy::PolicySet)> {
         Err(problems) => {
             eprintln!("{problems}");
             None
-        }
-    }
-}
-
-/// Prints every problem as `file:line:column: message`; exit 1 if there was any.
-fn check(config: Option<PathBuf>, policies: Option<PathBuf>) -> ExitCode {
-    let policies_dir = match (config, policies) {
-        (Some(path), _) => match config::load(&path) {
-            Ok(cfg) => cfg.policies_dir,
-            Err(problems) => {
-                println!("{problems}");
-                return ExitCode::FAILURE;
-            }
-        },
-        (None, Some(dir)) => dir,
-        (None, None) => return ExitCode::FAILURE,
-    };
-    match policy::load_dir(&policies_dir) {
-        Ok(set) => {
-            for app in set.apps() {
-                let provisioning = app
-                    .provisioning
-                    .as_ref()
-                    .map(|c| format!("; accounts provisioned through {}", c.api))
-                    .unwrap_or_default();
-                println!(
-                    "ok: {} ({}): {} route(s) on {}{provisioning}",
-                    app.name,
-                    app.source.display(),
-                    app.routes.len(),
-                    app.hosts.join(", ")
-                );
-            }
-            println!("{} app(s), no problems", set.apps().len());
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
-            println!("{problems}");
-            ExitCode::FAILURE
         }
     }
 }

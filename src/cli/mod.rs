@@ -1,5 +1,8 @@
-//! The operator's commands beyond `run`: `jitgate accounts …` and `jitgate grants …`.
+//! The commands behind `jitgate`'s subcommands: `run`, `check`, `accounts …`, `grants …`
+//! (`demo` is its own folder). `main.rs` parses the command line and calls these.
 
 pub mod accounts;
+pub mod check;
 pub mod grants;
 pub mod operator;
+pub mod run;

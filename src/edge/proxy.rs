@@ -1,22 +1,27 @@
 //! The request path: jitgate's `ProxyHttp` implementation.
 //!
 //! ```text
-//! request_filter          `Connection: close` while draining (upgrade, shutdown);
-//!                         request id; host -> app (404); /.jitgate/* -> endpoints::handle;
-//!                         path normalised (400); cookie -> session (cache, else store) ->
-//!                         login redirect / 401; route decision (403); on `elevate:` routes
-//!                         an active grant (403 / 503 if the store is down); the user's
-//!                         account in the app (JIT provisioning: 503/502/403)
+//! request_filter          `Connection: close` while draining (upgrade, shutdown); request id;
+//!                         then admit.rs, one step each:
+//!   own endpoint          /.jitgate/* -> endpoints::handle (body read within its limit)
+//!   route                 host -> app (404); path normalised, same route with or without
+//!                         `;` parameters (400)
+//!   session               cookie -> session (cache, else store) -> login redirect / 401
+//!   decision              the app's routes admit the user (403, audited)
+//!   grant                 on `elevate:` routes, an active grant (403 audited / 503 if the
+//!                         store is down)
+//!   account               the user's account in the app (JIT provisioning: 503/502/403)
 //! upstream_peer           the app's upstream from its policy
 //! upstream_request_filter the request the app receives: spoofable identity headers and our
 //!                         cookies removed, identity (and grant) headers added, and the
 //!                         request id if the app's policy names a header for it
 //! response_filter         the request id back to the browser, in that same header
 //! fail_to_proxy           upstream errors -> our 502 page with the request id
+//!                         (refusal::after_admission)
 //! logging                 metrics: outcome, decision latency
 //! ```
-//! Every refusal is a [`Denial`] value, rendered by `edge::refusal` (the one table) and
-//! written by `send_denial` only.
+//! Every refusal is a [`Denial`](crate::endpoints::denial::Denial) value, rendered by
+//! `edge::refusal` (the one table) and written by `send_denial` (`answer.rs`) only.
 //! `request_filter` only decides; the headers the app sees are written on pingora's copy of
 //! the request in `upstream_request_filter`, after pingora removed hop-by-hop headers, so a
 //! client cannot have our headers removed by naming them in `Connection`.

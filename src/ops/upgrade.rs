@@ -8,7 +8,7 @@
 //! load config and policies, open the store
 //! (any problem: exit here, the old one never noticed)
 //! SIGQUIT to the pid in --pid-file   ────────>  sends its listening sockets over the
-//! wait on listen.upgrade_socket      <────────  upgrade socket, then drains (lifecycle.rs):
+//! wait on listen.upgrade_socket      <────────  upgrade socket, then drains (gate/draining.rs):
 //! accept on the same sockets                    still answers for 5 s, every answer with
 //! write --pid-file, tell systemd MAINPID        `Connection: close`; stops accepting; lets
 //!                                               requests in flight finish (drain_timeout)

@@ -28,12 +28,12 @@ fn folded(name: &str) -> impl Iterator<Item = u8> + '_ {
         .map(|b| b.to_ascii_lowercase())
 }
 
-/// [`folded`] as text: the form in which two header names are the same header to some app.
+/// `folded` as text: the form in which two header names are the same header to some app.
 pub fn folded_name(name: &str) -> String {
     folded(name).map(char::from).collect()
 }
 
-/// The headers an app could take for identity headers, folded (see [`folded`]), with two
+/// The headers an app could take for identity headers, folded (see `folded`), with two
 /// quick filters so that most incoming headers are passed over after one or two tests: the
 /// set of first bytes of the folded names (`x` and `r` for the well-known ones), and a
 /// bitmask of their lengths.
