@@ -15,9 +15,9 @@ use crate::policy::PolicySet;
 pub enum RunError {
     #[error(transparent)]
     Upgrade(#[from] UpgradeError),
-    #[error("starting jitgate: {0}")]
+    #[error("starting jitgate")]
     Start(#[source] ServerError),
-    #[error("building the listeners: {0}")]
+    #[error("building the listeners")]
     Listeners(#[source] ServerError),
 }
 

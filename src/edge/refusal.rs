@@ -255,16 +255,20 @@ pub fn answer(denial: &Denial, request_id: &str, format: Format) -> Answer {
         let message = match denial {
             // The API's own words: short, for a program's log.
             Denial::GrantRefused { message, .. } => message.clone(),
+            Denial::InvalidBody(why) => why.clone(),
             Denial::LoginRequired => "sign in first".to_string(),
             Denial::UnknownHost => "no app is served on this host".to_string(),
-            Denial::NotFound => "no such endpoint".to_string(),
+            Denial::NotFound => "no such grants endpoint".to_string(),
+            Denial::StoreUnavailable => {
+                "jitgate cannot reach its store right now; try again shortly".to_string()
+            }
             _ => message,
         };
         return Answer {
             status: status(denial),
             content_type: Some("application/json"),
             body: serde_json::json!({ "error": message, "request_id": request_id }).to_string(),
-            clear_cookie: false,
+            clear_cookie: matches!(denial, Denial::BadSessionCookie),
             location: None,
             set_cookie: None,
         };
@@ -330,6 +334,32 @@ mod tests {
         let answer = answer(&Denial::StoreUnavailable, "rid-2", Format::Json);
         assert_eq!(answer.status, 503);
         assert_eq!(json(&answer)["request_id"], "rid-2");
+        // The API's messages are its own, not the pages' sentences.
+        for (denial, status, message) in [
+            (
+                Denial::StoreUnavailable,
+                503,
+                "jitgate cannot reach its store right now; try again shortly",
+            ),
+            (
+                Denial::InvalidBody("the body is not JSON".into()),
+                400,
+                "the body is not JSON",
+            ),
+            (Denial::NotFound, 404, "no such grants endpoint"),
+            (Denial::LoginRequired, 401, "sign in first"),
+            (
+                Denial::UnsupportedMediaType,
+                415,
+                "send JSON (Content-Type: application/json)",
+            ),
+        ] {
+            let answer = super::answer(&denial, "rid", Format::Json);
+            assert_eq!(
+                (answer.status, json(&answer)["error"].clone()),
+                (status, message.into())
+            );
+        }
     }
 
     #[test]

@@ -158,11 +158,9 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> 
         Ok(msg) => Ok(back(&msg)),
         // A refusal the user can act on is shown on the access page itself; one that
         // ends their access here (deactivated account) or a failure is a refusal page.
-        Err(
-            e @ (GrantError::Store(_)
-            | GrantError::Random(_)
-            | GrantError::AccountDeactivated { .. }),
-        ) => Err(Denial::from_grant(&e, rid)),
+        Err(e @ (GrantError::Store(_) | GrantError::AccountDeactivated { .. })) => {
+            Err(Denial::from_grant(&e, rid))
+        }
         Err(e) => Ok(back(&format!("Not done: {e}."))),
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
-pub use super::grants_sql::GRANTS_CHANNEL;
+/// The PostgreSQL channel on which grant changes are announced.
+pub const GRANTS_CHANNEL: &str = "jitgate_grants";
 
 /// One announced grant change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,12 +7,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::changes::GRANTS_CHANNEL;
 use super::sql::SqlStore;
 use super::url::Backend;
 use super::{AccountKey, GrantRecord, StoreError};
-
-/// The PostgreSQL channel on which grant changes are announced.
-pub const GRANTS_CHANNEL: &str = "jitgate_grants";
 
 const GRANT_COLUMNS: &str = "id, app, grant_type, iss, sub, username, purpose, ticket, \
     duration_secs, status, approvals, requested_at, decided_at, expires_at, ended_by, \
