@@ -589,3 +589,35 @@ fn every_file_opens_with_a_paragraph_on_its_job() {
         .collect();
     assert!(bare.is_empty(), "files without a `//!` opening: {bare:#?}");
 }
+
+#[test]
+fn the_readme_code_map_names_every_folder_and_the_layer_list_matches_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md"))
+        .unwrap_or_else(|e| panic!("README.md: {e}"));
+    let map = readme
+        .split("## Code map")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap_or_else(|| panic!("README.md has no \"Code map\" section"));
+    let in_readme: BTreeSet<String> = map
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter_map(|name| name.strip_suffix('/'))
+        .map(str::to_string)
+        .collect();
+    let mut folders = BTreeSet::new();
+    let entries = std::fs::read_dir(root.join("src")).unwrap_or_else(|e| panic!("src: {e}"));
+    for entry in entries.flatten() {
+        if entry.path().is_dir() {
+            folders.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let layers: BTreeSet<String> = LAYERS.iter().map(|l| l.to_string()).collect();
+    assert_eq!(in_readme, folders, "README code map vs the folders of src/");
+    assert_eq!(
+        layers, folders,
+        "LAYERS in this test vs the folders of src/"
+    );
+}
