@@ -1,7 +1,7 @@
 //! The audit trail: every state change and every refusal of access is an event.
 //!
 //! An event is written to the store (the durable record) and as a structured log line with
-//! target `jitgate::telemetry::audit`. Events never contain tokens or cookie values. Login and logout
+//! target `jitgate::audit`. Events never contain tokens or cookie values. Login and logout
 //! wait for the store write; denials on the request path are written in the background so a
 //! slow store cannot slow down answers.
 
