@@ -1,4 +1,5 @@
-//! Persistent state behind one small trait: sessions, login transactions, hand-offs, audit.
+//! Persistent state behind one small trait: sessions, login transactions, hand-offs, audit,
+//! accounts, grants and the company directory (SCIM users and groups).
 //!
 //! The backend is chosen by URL scheme: `sqlite://PATH` (the embedded default; the file and
 //! its directory are created and migrated on first run) or `postgres://…` for several
@@ -10,6 +11,8 @@
 
 mod accounts_sql;
 mod changes;
+mod directory;
+mod directory_sql;
 mod grants_sql;
 mod outage;
 mod sql;
@@ -21,6 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use changes::{GrantChange, GRANTS_CHANNEL};
+pub use directory::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite};
 pub use outage::StoreOutage;
 pub use sql::SqlStore;
 pub use url::{backend_of, embedded as embedded_url, Backend, SCHEMES as URL_SCHEMES};
@@ -263,6 +267,45 @@ pub trait Store: Send + Sync {
     async fn take_end_calls(&self, now_ms: i64) -> Result<Vec<GrantRecord>, StoreError>;
     /// Records how an end call went: `done`, or back to `pending` to retry.
     async fn finish_end_call(&self, id: &str, state: &str) -> Result<(), StoreError>;
+
+    /// Creates (`read_version` None) or replaces (Some(v): only if the stored version is still
+    /// v) a user. Create: version becomes 1, created_at_ms/updated_at_ms as given. Replace:
+    /// version becomes v+1, created_at_ms is kept from the stored row. Duplicate when the id,
+    /// the userName (case-insensitively) or the externalId belongs to another user; Missing
+    /// when replacing an id that does not exist; Stale when the version moved.
+    async fn put_directory_user(
+        &self,
+        user: &DirectoryUser,
+        read_version: Option<i64>,
+    ) -> Result<DirectoryWrite, StoreError>;
+    /// One user by id, userName (case-insensitively) or externalId.
+    async fn get_directory_user(
+        &self,
+        key: DirectoryKey<'_>,
+    ) -> Result<Option<DirectoryUser>, StoreError>;
+    /// Every user, oldest first (created_at_ms, then id): a stable order for pagination.
+    async fn list_directory_users(&self) -> Result<Vec<DirectoryUser>, StoreError>;
+    /// Deletes a user and their memberships; each group they were in gets version+1 and
+    /// updated_at_ms = at_ms. One transaction. Returns whether the user existed.
+    async fn delete_directory_user(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+    /// Same contract as [`Store::put_directory_user`] (displayName unique case-insensitively,
+    /// externalId unique when present). Members are replaced wholesale in the same
+    /// transaction; ids that name no user are dropped.
+    async fn put_directory_group(
+        &self,
+        group: &DirectoryGroup,
+        read_version: Option<i64>,
+    ) -> Result<DirectoryWrite, StoreError>;
+    async fn get_directory_group(&self, id: &str) -> Result<Option<DirectoryGroup>, StoreError>;
+    /// Every group with its members, oldest first.
+    async fn list_directory_groups(&self) -> Result<Vec<DirectoryGroup>, StoreError>;
+    /// Deletes a group and its memberships; returns whether it existed.
+    async fn delete_directory_group(&self, id: &str) -> Result<bool, StoreError>;
+    /// The groups a user is a member of, oldest first (with their members).
+    async fn groups_of_directory_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<DirectoryGroup>, StoreError>;
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The newest `limit` events, newest first.

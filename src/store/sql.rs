@@ -13,8 +13,9 @@ use sqlx::{AnyPool, Executor, Row};
 
 use super::url::{backend_of, Backend, SCHEMES};
 use super::{
-    AccountKey, AccountRecord, AuditEvent, GrantRecord, Handoff, LoginTransaction, LogoutSelector,
-    SessionRecord, Store, StoreError,
+    AccountKey, AccountRecord, AuditEvent, DirectoryGroup, DirectoryKey, DirectoryUser,
+    DirectoryWrite, GrantRecord, Handoff, LoginTransaction, LogoutSelector, SessionRecord, Store,
+    StoreError,
 };
 
 #[derive(Debug, Clone)]
@@ -422,6 +423,56 @@ impl Store for SqlStore {
 
     async fn finish_end_call(&self, id: &str, state: &str) -> Result<(), StoreError> {
         self.finish_end_call_row(id, state).await
+    }
+
+    async fn put_directory_user(
+        &self,
+        user: &DirectoryUser,
+        read_version: Option<i64>,
+    ) -> Result<DirectoryWrite, StoreError> {
+        self.put_directory_user_row(user, read_version).await
+    }
+
+    async fn get_directory_user(
+        &self,
+        key: DirectoryKey<'_>,
+    ) -> Result<Option<DirectoryUser>, StoreError> {
+        self.get_directory_user_row(key).await
+    }
+
+    async fn list_directory_users(&self) -> Result<Vec<DirectoryUser>, StoreError> {
+        self.list_directory_user_rows().await
+    }
+
+    async fn delete_directory_user(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        self.delete_directory_user_row(id, at_ms).await
+    }
+
+    async fn put_directory_group(
+        &self,
+        group: &DirectoryGroup,
+        read_version: Option<i64>,
+    ) -> Result<DirectoryWrite, StoreError> {
+        self.put_directory_group_row(group, read_version).await
+    }
+
+    async fn get_directory_group(&self, id: &str) -> Result<Option<DirectoryGroup>, StoreError> {
+        self.get_directory_group_row(id).await
+    }
+
+    async fn list_directory_groups(&self) -> Result<Vec<DirectoryGroup>, StoreError> {
+        self.list_directory_group_rows().await
+    }
+
+    async fn delete_directory_group(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_directory_group_row(id).await
+    }
+
+    async fn groups_of_directory_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<DirectoryGroup>, StoreError> {
+        self.groups_of_directory_user_rows(user_id).await
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
