@@ -4,6 +4,8 @@
 //! creates its own scratch database so parallel runs never meet. Override the server with
 //! `JITGATE_TEST_POSTGRES=postgres://user@host:port/db`.
 
+mod directory;
+
 use super::*;
 use sqlx::Connection;
 
@@ -451,6 +453,9 @@ async fn sqlite_store_keeps_the_contract() {
     accounts_story(store.as_ref()).await;
     leases_story(store.clone()).await;
     grants_story(store.as_ref()).await;
+    directory::directory_users_story(store.as_ref()).await;
+    directory::directory_groups_story(store.as_ref()).await;
+    directory::directory_create_race(store.clone()).await;
     // Reopening an existing database runs no migration twice.
     drop(store);
     let again = open(&url).await.unwrap();
@@ -483,6 +488,9 @@ async fn postgres_store_keeps_the_contract() {
     accounts_story(store.as_ref()).await;
     leases_story(store.clone()).await;
     grants_story(store.as_ref()).await;
+    directory::directory_users_story(store.as_ref()).await;
+    directory::directory_groups_story(store.as_ref()).await;
+    directory::directory_create_race(store.clone()).await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)
