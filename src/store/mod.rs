@@ -10,6 +10,7 @@
 //! racing requests can never both consume one.
 
 mod accounts_sql;
+mod audit_sql;
 mod changes;
 mod directory;
 mod directory_sql;
