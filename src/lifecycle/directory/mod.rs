@@ -1,0 +1,3 @@
+//! The company directory, pushed by the IdP over SCIM 2.0.
+
+pub mod schema;
