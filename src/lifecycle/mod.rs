@@ -3,5 +3,6 @@
 //! time-bound elevated access ([`grants`]: the per-request check, and the request, approve,
 //! expire and end calls). Both read the validated policy and write through the store.
 
+pub mod directory;
 pub mod grants;
 pub mod provision;
