@@ -1,7 +1,8 @@
 //! What jitgate changes outside itself over a user's life: their accounts in each app,
-//! created and kept current through the app's own API ([`provision`]), and purpose-based,
+//! created and kept current through the app's own API ([`provision`]); purpose-based,
 //! time-bound elevated access ([`grants`]: the per-request check, and the request, approve,
-//! expire and end calls). Both read the validated policy and write through the store.
+//! expire and end calls); and the company directory the IdP pushes over SCIM
+//! ([`directory`]). They read the validated policy and write through the store.
 
 pub mod directory;
 pub mod grants;
