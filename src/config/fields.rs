@@ -191,12 +191,25 @@ pub(super) fn is_loopback(url: &Url) -> bool {
 /// `${NAME}` reads the environment; anything else is an inline secret, which we refuse so
 /// that secrets stay out of files kept in git.
 pub(super) fn secret_from_env(report: &mut FileReport, value: &Spanned<String>) -> Option<Secret> {
+    secret_named(report, value, "client_secret")
+}
+
+/// [`secret_from_env`] for the secret called `what` in messages.
+pub(super) fn secret_named(
+    report: &mut FileReport,
+    value: &Spanned<String>,
+    what: &str,
+) -> Option<Secret> {
     let text = value.as_str().trim();
     let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
-        report.at(
-            value.span(),
-            "client_secret must be `${ENV_VAR}` (or use client_secret_file); inline secrets are refused",
-        );
+        let hint = if what == "client_secret" {
+            "client_secret must be `${ENV_VAR}` (or use client_secret_file); inline secrets are refused".to_string()
+        } else {
+            format!(
+                "a {what} must be `${{ENV_VAR}}` (or use token_file); inline secrets are refused"
+            )
+        };
+        report.at(value.span(), hint);
         return None;
     };
     match std::env::var(name) {

@@ -20,6 +20,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub data_dir: Option<Spanned<String>>,
     pub policies: Spanned<String>,
+    #[serde(default)]
+    pub scim: Option<ScimFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,4 +87,24 @@ pub struct SessionFile {
 pub struct StoreFile {
     #[serde(default)]
     pub url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimFile {
+    #[serde(default)]
+    pub token: Option<Spanned<String>>,
+    #[serde(default)]
+    pub token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tokens: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub link: Option<ScimLinkFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimLinkFile {
+    pub claim: Spanned<String>,
+    pub attribute: Spanned<String>,
 }

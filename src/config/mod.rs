@@ -10,6 +10,7 @@ mod fields;
 mod file;
 #[cfg(test)]
 mod properties;
+mod scim;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use fields::{
     check_pem_certs, check_pem_key, idp_settings, public_url, session_settings, socket_addr,
 };
 use file::ConfigFile;
+pub use scim::{LinkAttribute, ScimLink, ScimSettings};
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct Config {
     pub session: SessionSettings,
     pub store_url: String,
     pub policies_dir: PathBuf,
+    /// The SCIM service for the company's directory; off when the section is absent.
+    pub scim: Option<ScimSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +263,11 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
         );
     }
 
+    let scim = raw
+        .scim
+        .as_ref()
+        .map(|section| scim::scim_settings(&mut report, section, &resolve));
+
     match (public, idp) {
         (Some(public), Some(idp)) => report.finish(Config {
             listen,
@@ -267,6 +276,7 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
             session,
             store_url,
             policies_dir,
+            scim: scim.flatten(),
         }),
         _ => Err(report.into_diagnostics()),
     }

@@ -284,6 +284,7 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
         session: SessionSettings::default(),
         store_url: crate::store::embedded_url(&dir.join("jitgate.db")),
         policies_dir: policies_dir.clone(),
+        scim: None,
     };
     let issuer = issuer::DevIssuer::new(
         issuer_url.clone(),

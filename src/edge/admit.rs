@@ -92,6 +92,18 @@ impl JitgateProxy {
         host: &str,
         endpoint: &str,
     ) -> Result<Reply, Denial> {
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let authenticated = endpoints::before_body(
+            &self.gate,
+            host,
+            endpoint,
+            session.req_header(),
+            request_id,
+            client,
+        )?;
         let body = match endpoints::body_limit(endpoint, &session.req_header().method) {
             Some(limit) => Some(Box::pin(read_body(session, limit)).await?),
             None => None,
@@ -105,6 +117,7 @@ impl JitgateProxy {
             header: req,
             request_id,
             body,
+            authenticated,
         };
         // Boxed: the sign-in future is large (token exchange, discovery), and inlining it
         // would make every request's future, which pingora boxes and moves, that large too.

@@ -49,6 +49,19 @@ impl JitgateProxy {
                 resp.insert_header("content-type", "application/json")?;
                 write(session, ctx, resp, Some(Bytes::from(body))).await
             }
+            Reply::Scim {
+                status,
+                body,
+                location,
+            } => {
+                let mut resp = ResponseHeader::build(status, Some(4))?;
+                resp.insert_header("content-type", "application/scim+json")?;
+                if let Some(location) = location {
+                    resp.insert_header("location", location)?;
+                }
+                let body = (!body.is_empty()).then(|| Bytes::from(body));
+                write(session, ctx, resp, body).await
+            }
             Reply::Empty { status } => {
                 let resp = ResponseHeader::build(status, Some(4))?;
                 write(session, ctx, resp, None).await
@@ -75,6 +88,9 @@ impl JitgateProxy {
         }
         if let Some(content_type) = rendered.content_type {
             resp.insert_header("content-type", content_type)?;
+        }
+        for (name, value) in rendered.headers {
+            resp.insert_header(name, value)?;
         }
         if rendered.clear_cookie {
             let cookies = self.gate.cookies;

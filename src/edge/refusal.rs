@@ -10,6 +10,7 @@ use pingora_error::{Error, ErrorSource, ErrorType};
 
 use crate::endpoints::denial::{Denial, GrantRefusal};
 use crate::endpoints::{access_portal, pages};
+use crate::lifecycle::directory::resource::ERROR_URN;
 
 /// How the client reads our answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Format {
     Html,
     /// A program (`/.jitgate/api/*`): `{"error", "request_id"}`.
     Json,
+    /// The IdP's SCIM client (`/.jitgate/scim/*`): an RFC 7644 §3.12 error body.
+    Scim,
 }
 
 impl Format {
@@ -25,6 +28,8 @@ impl Format {
     pub fn for_path(path: &str) -> Self {
         if path.starts_with("/.jitgate/api/") {
             Format::Json
+        } else if path.starts_with("/.jitgate/scim/") {
+            Format::Scim
         } else {
             Format::Html
         }
@@ -42,6 +47,8 @@ pub struct Answer {
     pub location: Option<String>,
     /// A cookie to set with the redirect.
     pub set_cookie: Option<String>,
+    /// Other headers the refusal needs (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// A long-lived connection cut because the grant it was opened under ended.
@@ -95,6 +102,9 @@ pub fn status(denial: &Denial) -> u16 {
             GrantRefusal::Invalid => 400,
         },
         Denial::InvalidBody(_) => 400,
+        Denial::Scim { status, .. } => *status,
+        Denial::ScimUnauthorized => 401,
+        Denial::ScimThrottled { .. } => 429,
         Denial::UnsupportedMediaType => 415,
         Denial::MethodNotAllowed => 405,
         Denial::PayloadTooLarge => 413,
@@ -130,6 +140,9 @@ pub fn kind(denial: &Denial) -> &'static str {
         Denial::FormExpired => "form_expired",
         Denial::InvalidBody(_) => "invalid_body",
         Denial::UnsupportedMediaType => "unsupported_media_type",
+        Denial::Scim { .. } => "scim_refused",
+        Denial::ScimUnauthorized => "scim_unauthorized",
+        Denial::ScimThrottled { .. } => "scim_throttled",
     }
 }
 
@@ -147,6 +160,7 @@ pub fn answer(denial: &Denial, request_id: &str, format: Format) -> Answer {
             clear_cookie: false,
             location: Some(location.clone()),
             set_cookie: binding_cookie.clone(),
+            headers: Vec::new(),
         };
     }
     let (title, message) = match denial {
@@ -250,7 +264,38 @@ pub fn answer(denial: &Denial, request_id: &str, format: Format) -> Answer {
             "Something went wrong",
             "jitgate hit an internal error. Please try again.".to_string(),
         ),
+        Denial::Scim { detail, .. } => ("Refused", detail.clone()),
+        Denial::ScimUnauthorized => (
+            "Unauthorized",
+            "a valid bearer token is required".to_string(),
+        ),
+        Denial::ScimThrottled { retry_after } => (
+            "Too many requests",
+            format!("too many failed authentications; retry after {retry_after} s"),
+        ),
     };
+    let mut headers = Vec::new();
+    match denial {
+        Denial::ScimUnauthorized => headers.push((
+            "www-authenticate",
+            "Bearer realm=\"jitgate-scim\"".to_string(),
+        )),
+        Denial::ScimThrottled { retry_after } => {
+            headers.push(("retry-after", retry_after.to_string()))
+        }
+        _ => {}
+    }
+    if format == Format::Scim {
+        return Answer {
+            status: status(denial),
+            content_type: Some("application/scim+json"),
+            body: scim_error(denial, &message, request_id).to_string(),
+            clear_cookie: false,
+            location: None,
+            set_cookie: None,
+            headers,
+        };
+    }
     if format == Format::Json {
         let message = match denial {
             // The API's own words: short, for a program's log.
@@ -271,6 +316,7 @@ pub fn answer(denial: &Denial, request_id: &str, format: Format) -> Answer {
             clear_cookie: matches!(denial, Denial::BadSessionCookie),
             location: None,
             set_cookie: None,
+            headers,
         };
     }
     let retry = match denial {
@@ -301,7 +347,27 @@ pub fn answer(denial: &Denial, request_id: &str, format: Format) -> Answer {
         clear_cookie: matches!(denial, Denial::BadSessionCookie),
         location: None,
         set_cookie: None,
+        headers,
     }
+}
+
+/// An RFC 7644 §3.12 error: `status` is a string there, `scimType` only for what has one.
+/// The request id goes in `detail`, since the error schema has no field for it.
+fn scim_error(denial: &Denial, message: &str, request_id: &str) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "schemas": [ERROR_URN],
+        "status": status(denial).to_string(),
+        "detail": format!("{message} (request id {request_id})"),
+    });
+    let scim_type = match denial {
+        Denial::Scim { scim_type, .. } => *scim_type,
+        Denial::InvalidBody(_) => Some("invalidSyntax"),
+        _ => None,
+    };
+    if let Some(scim_type) = scim_type {
+        body["scimType"] = scim_type.into();
+    }
+    body
 }
 
 #[cfg(test)]
@@ -360,6 +426,39 @@ mod tests {
                 (status, message.into())
             );
         }
+    }
+
+    #[test]
+    fn scim_refusals_are_rfc_7644_errors_with_their_headers() {
+        assert_eq!(Format::for_path("/.jitgate/scim/v2/Users"), Format::Scim);
+        let answer = answer(&Denial::ScimUnauthorized, "rid-4", Format::Scim);
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.content_type, Some("application/scim+json"));
+        assert_eq!(answer.headers[0].0, "www-authenticate");
+        let body = json(&answer);
+        assert_eq!(body["status"], "401");
+        assert_eq!(body["schemas"][0], ERROR_URN);
+        assert!(body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("(request id rid-4)"));
+        let throttled = answer_for(&Denial::ScimThrottled { retry_after: 60 });
+        assert_eq!(
+            (throttled.status, throttled.headers[0].1.as_str()),
+            (429, "60")
+        );
+        let invalid = answer_for(&Denial::Scim {
+            status: 400,
+            scim_type: Some("invalidFilter"),
+            detail: "bad".into(),
+        });
+        assert_eq!(json(&invalid)["scimType"], "invalidFilter");
+        // Refusals made before the SCIM service ran are SCIM errors too.
+        assert_eq!(json(&answer_for(&Denial::PayloadTooLarge))["status"], "413");
+    }
+
+    fn answer_for(denial: &Denial) -> Answer {
+        answer(denial, "rid", Format::Scim)
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Errors from the lifecycle (provisioning, grant actions) are sorted into denials here, so
 //! that callers pass them on with `?` and the table stays the only place that knows HTTP.
 
+use crate::lifecycle::directory::error::ScimError;
 use crate::lifecycle::grants::GrantError;
 use crate::lifecycle::provision::ProvisionError;
 
@@ -69,6 +70,18 @@ pub enum Denial {
     InvalidBody(String),
     /// A JSON endpoint sent something other than JSON.
     UnsupportedMediaType,
+    /// A SCIM request refused (RFC 7644 §3.12): its status, `scimType` and what is wrong.
+    Scim {
+        status: u16,
+        scim_type: Option<&'static str>,
+        detail: String,
+    },
+    /// A SCIM request without a valid bearer token.
+    ScimUnauthorized,
+    /// Too many failed SCIM authentications from this address: wait `retry_after` seconds.
+    ScimThrottled {
+        retry_after: u64,
+    },
     /// An unknown page under `/.jitgate/`.
     NotFound,
     MethodNotAllowed,
@@ -127,6 +140,28 @@ impl Denial {
         Denial::GrantRefused {
             why,
             message: e.to_string(),
+        }
+    }
+}
+
+impl Denial {
+    /// A refused SCIM request. A store failure is logged here and shown as
+    /// [`Denial::StoreUnavailable`]: a database's own error text never reaches a client.
+    pub fn from_scim(e: &ScimError, request_id: &str) -> Self {
+        match e {
+            ScimError::Store(_) => {
+                tracing::error!(request_id, error = %e, "scim request failed");
+                Denial::StoreUnavailable
+            }
+            ScimError::Random(_) => {
+                tracing::error!(request_id, error = %e, "scim request failed");
+                Denial::Internal
+            }
+            _ => Denial::Scim {
+                status: e.status(),
+                scim_type: e.scim_type(),
+                detail: e.to_string(),
+            },
         }
     }
 }

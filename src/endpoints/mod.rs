@@ -1,5 +1,5 @@
 //! jitgate's own endpoints under `/.jitgate/`: sign-in, hand-off, logout, back-channel logout,
-//! the grants API and the access portal.
+//! the grants API, the access portal, and the SCIM service for the company's directory.
 
 pub mod access_portal;
 pub mod denial;
@@ -7,6 +7,7 @@ pub mod grants_api;
 pub mod login;
 pub mod logout;
 pub mod pages;
+pub mod scim;
 
 use bytes::Bytes;
 use http::Method;
@@ -34,6 +35,12 @@ pub enum Reply {
     Empty { status: u16 },
     /// A JSON answer (the grants API).
     Json { status: u16, body: String },
+    /// A SCIM answer (`application/scim+json`); `body` empty for 204.
+    Scim {
+        status: u16,
+        body: String,
+        location: Option<String>,
+    },
 }
 
 /// What an endpoint needs to know about the request.
@@ -46,6 +53,24 @@ pub struct OwnRequest<'a> {
     pub header: &'a RequestHeader,
     pub request_id: &'a str,
     pub body: Option<Bytes>,
+    /// Who a bearer token authenticated ([`before_body`]), e.g. `scim token 1`.
+    pub authenticated: Option<String>,
+}
+
+/// What is checked before a body is read: the SCIM service's bearer token, so that a client
+/// without one cannot make jitgate read a megabyte. Returns who the token names.
+pub fn before_body(
+    gate: &Gate,
+    host: &str,
+    endpoint: &str,
+    header: &RequestHeader,
+    request_id: &str,
+    client: Option<std::net::IpAddr>,
+) -> Result<Option<String>, Denial> {
+    if scim::is_scim(endpoint) {
+        return scim::authenticate(gate, host, header, request_id, client).map(Some);
+    }
+    Ok(None)
 }
 
 /// The largest body `endpoint` may send with `method`, or `None` when the endpoint reads no
@@ -57,6 +82,8 @@ pub fn body_limit(endpoint: &str, method: &Method) -> Option<usize> {
         Some(grants_api::MAX_API_BODY)
     } else if endpoint.starts_with("access/") && method == Method::POST {
         Some(access_portal::MAX_FORM_BODY)
+    } else if scim::is_scim(endpoint) && scim::reads_body(method) {
+        Some(scim::MAX_SCIM_BODY)
     } else {
         None
     }
@@ -78,6 +105,10 @@ pub async fn handle(gate: &Gate, req: OwnRequest<'_>) -> Result<Reply, Denial> {
         e if e == "api/grants" || e.starts_with("api/grants/") => {
             grants_api::handle(gate, &req).await
         }
+        e if scim::is_scim(e) => match req.authenticated.as_deref() {
+            Some(by) => scim::handle(gate, &req, by).await,
+            None => Err(Denial::ScimUnauthorized),
+        },
         "login" | "callback" | "handoff" | "logout" | "logged-out" | "backchannel-logout" => {
             Err(Denial::MethodNotAllowed)
         }

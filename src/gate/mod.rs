@@ -3,6 +3,7 @@
 pub mod draining;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -12,12 +13,19 @@ use crate::auth::session::cookie::CookieNames;
 use crate::auth::session::Sessions;
 use crate::config::Config;
 use crate::gate::draining::Draining;
+use crate::lifecycle::directory::service::Directory;
 use crate::lifecycle::grants::Grants;
 use crate::lifecycle::provision::Accounts;
 use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
+use crate::util::throttle::FailureThrottle;
+
+/// Failed SCIM authentications one address may make per minute before it is refused.
+pub const SCIM_FAILURES_PER_MINUTE: u32 = 20;
+/// Where the SCIM service is published, below the public base URL.
+const SCIM_BASE_PATH: &str = "/.jitgate/scim/v2";
 
 /// How many sessions one replica keeps in memory at most.
 pub const SESSION_CACHE_CAPACITY: u64 = 1_000_000;
@@ -38,6 +46,10 @@ pub struct Gate {
     pub logout_replay: ReplayGuard,
     /// Draining during a graceful upgrade or shutdown, and the background jobs that stop then.
     pub draining: Draining,
+    /// The company directory, when the IdP pushes it over SCIM (`scim:` in the config).
+    pub directory: Option<Directory>,
+    /// Failed SCIM authentications per client address.
+    pub scim_failures: FailureThrottle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +102,14 @@ impl Gate {
             },
             policies: ArcSwap::from_pointee(policies),
             logout_replay: ReplayGuard::default(),
+            directory: config.scim.as_ref().map(|_| {
+                Directory::new(
+                    store.clone(),
+                    Audit::new(store.clone()),
+                    format!("{}{SCIM_BASE_PATH}", config.public.base),
+                )
+            }),
+            scim_failures: FailureThrottle::new(SCIM_FAILURES_PER_MINUTE, Duration::from_secs(60)),
             draining: Draining::default(),
             oidc,
             store,

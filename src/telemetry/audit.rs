@@ -50,6 +50,17 @@ pub enum AuditKind {
     /// A grant request or approval was refused because the user's account in the app is
     /// deactivated.
     GrantRefused,
+    /// The IdP created a user in the directory over SCIM.
+    DirectoryUserCreated,
+    /// The IdP changed a directory user (PUT or PATCH), e.g. `active: false` for a leaver.
+    DirectoryUserUpdated,
+    DirectoryUserDeleted,
+    DirectoryGroupCreated,
+    /// Renamed, or members added or removed.
+    DirectoryGroupUpdated,
+    DirectoryGroupDeleted,
+    /// A SCIM request without a valid token, or from an address over its failure limit.
+    ScimRefused,
 }
 
 impl AuditKind {
@@ -78,6 +89,13 @@ impl AuditKind {
             AuditKind::ElevationDenied => "elevation_denied",
             AuditKind::GrantAppCall => "grant_app_call",
             AuditKind::GrantRefused => "grant_refused",
+            AuditKind::DirectoryUserCreated => "directory_user_created",
+            AuditKind::DirectoryUserUpdated => "directory_user_updated",
+            AuditKind::DirectoryUserDeleted => "directory_user_deleted",
+            AuditKind::DirectoryGroupCreated => "directory_group_created",
+            AuditKind::DirectoryGroupUpdated => "directory_group_updated",
+            AuditKind::DirectoryGroupDeleted => "directory_group_deleted",
+            AuditKind::ScimRefused => "scim_refused",
         }
     }
 }

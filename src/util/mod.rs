@@ -7,6 +7,7 @@ pub mod clock;
 pub mod diagnostics;
 pub mod duration;
 pub mod random;
+pub mod throttle;
 
 #[cfg(test)]
 pub(crate) mod attacker_input;

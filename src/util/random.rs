@@ -25,6 +25,23 @@ pub fn token() -> Result<String, RandomError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A random (version 4) UUID, e.g. for the ids jitgate gives directory users and groups.
+pub fn uuid() -> Result<String, RandomError> {
+    let mut b = [0u8; 16];
+    SystemRandom::new().fill(&mut b).map_err(|_| RandomError)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
 /// A short id for correlating one request across logs, pages, audit events and headers.
 ///
 /// Not a secret: a per-process random prefix and a counter, written base64url (12
@@ -137,6 +154,14 @@ pub fn looks_like_token(text: &str) -> bool {
     text.len() == TOKEN_LEN && text.bytes().all(|b| TOKEN_BYTES[b as usize])
 }
 
+/// Constant-time comparison of two digests.
+pub fn same_secret_bytes(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 /// Constant-time comparison of two secrets.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -177,5 +202,14 @@ mod tests {
         }
         let id = RequestId::next();
         assert_eq!(id.header_value(), id.as_str());
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_distinct() {
+        let (a, b) = (uuid().unwrap(), uuid().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
     }
 }

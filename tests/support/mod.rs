@@ -214,7 +214,12 @@ pub struct Options {
     pub policy: Option<String>,
     /// The store URL (default: SQLite in the test's directory).
     pub store: Option<String>,
+    /// Serve the SCIM service, with [`SCIM_TOKEN`] (from a file) as its token.
+    pub scim: bool,
 }
+
+/// The bearer token of the SCIM service in tests (`Options::scim`).
+pub const SCIM_TOKEN: &str = "test-scim-token-0123456789abcdef";
 
 impl Default for Options {
     fn default() -> Self {
@@ -225,6 +230,7 @@ impl Default for Options {
             idp: Idp::Real,
             policy: None,
             store: None,
+            scim: false,
         }
     }
 }
@@ -311,14 +317,20 @@ impl Jitgate {
 public_base_url: {base}\n\
 idp:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret_file: client-secret\n  scopes: [openid, profile, email, groups]\n\
 session:\n  idle_timeout: {}\n  absolute_timeout: {}\n  revalidate_after: 1s\n\
-policies: policies\n{}",
+policies: policies\n{}{}",
             options.idle_timeout,
             options.absolute_timeout,
             options
                 .store
                 .as_ref()
                 .map(|url| format!("store:\n  url: {url}\n"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if options.scim {
+                std::fs::write(dir.path().join("scim-token"), SCIM_TOKEN).expect("scim token");
+                "scim:\n  token_file: scim-token\n"
+            } else {
+                ""
+            }
         );
         let config_path = dir.path().join("jitgate.yaml");
         std::fs::write(&config_path, config).expect("write config");

@@ -80,10 +80,50 @@ enum Literal {
 /// Parses a filter such as `userName eq "ann"` or
 /// `emails[type eq "work" and value co "@x.io"] or not (active eq true)`.
 pub fn parse(text: &str) -> Result<Filter, FilterError> {
-    let tree: parsed::Filter = text.parse().map_err(syntax)?;
+    let tree: parsed::Filter = match text.parse() {
+        Ok(tree) => tree,
+        Err(error) => match lift_sub_attributes(text) {
+            Some(lifted) => lifted.parse().map_err(|_| syntax(error))?,
+            None => return Err(syntax(error)),
+        },
+    };
     Ok(Filter {
         root: Node::from_filter(&tree)?,
     })
+}
+
+/// `emails[type eq "work"].value eq "a@x.io"` is how IdPs and the issue this service was
+/// built for write "the work email is a@x.io", but RFC 7644's grammar (and so the parser)
+/// has no sub-attribute after a value filter. It means exactly
+/// `emails[type eq "work" and value eq "a@x.io"]`, which the grammar has: rewrite to that.
+/// `None` when the text has no such comparison.
+fn lift_sub_attributes(text: &str) -> Option<String> {
+    static PATTERN: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let pattern = PATTERN
+        .get_or_init(|| {
+            regex::Regex::new(
+                r#"(?i)\[([^\[\]"]*(?:"(?:[^"\\]|\\.)*"[^\[\]"]*)*)\]\.([A-Za-z][\w$-]*)\s+(?:(pr)\b|(eq|ne|co|sw|ew|gt|ge|lt|le)\s+("(?:[^"\\]|\\.)*"|true\b|false\b|null\b|-?[0-9][0-9.eE+-]*))"#,
+            )
+            .ok()
+        })
+        .as_ref()?;
+    if !pattern.is_match(text) {
+        return None;
+    }
+    Some(
+        pattern
+            .replace_all(text, |c: &regex::Captures<'_>| {
+                let (inner, sub) = (&c[1], &c[2]);
+                match (c.get(3), c.get(4), c.get(5)) {
+                    (Some(_), _, _) => format!("[({inner}) and {sub} pr]"),
+                    (None, Some(op), Some(value)) => {
+                        format!("[({inner}) and {sub} {} {}]", op.as_str(), value.as_str())
+                    }
+                    _ => c[0].to_string(),
+                }
+            })
+            .into_owned(),
+    )
 }
 
 /// Parses a PATCH `path`, e.g. `members[value eq "id"]` or `emails[type eq "work"].value`.

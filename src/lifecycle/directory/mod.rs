@@ -1,7 +1,13 @@
-//! The company directory, pushed by the IdP over SCIM 2.0.
+//! The company directory, pushed by the IdP over SCIM 2.0 (RFC 7643/7644): users and groups
+//! kept in the store, with the filter and PATCH semantics real IdPs rely on.
 
 pub mod attr_path;
 pub mod discovery;
+pub mod error;
 pub mod filter;
+mod groups;
 pub mod patch;
+pub mod resource;
 pub mod schema;
+pub mod service;
+mod users;

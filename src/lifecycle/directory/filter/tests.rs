@@ -266,3 +266,28 @@ fn patch_paths_parse_to_attribute_or_value_paths() {
     assert!(parse_patch_path("emails[").is_err());
     assert!(parse_patch_path(r#"x[a eq "b"].c.d"#).is_err());
 }
+
+#[test]
+fn a_sub_attribute_after_a_value_filter_compares_within_one_element() {
+    let user = serde_json::json!({
+        "userName": "ann",
+        "emails": [
+            { "type": "home", "value": "ann@home.io" },
+            { "type": "work", "value": "ann@work.io" }
+        ]
+    });
+    let work = parse(r#"emails[type eq "work"].value eq "ANN@work.io""#).unwrap();
+    assert!(work.matches(&user));
+    let crossed = parse(r#"emails[type eq "work"].value eq "ann@home.io""#).unwrap();
+    assert!(
+        !crossed.matches(&user),
+        "the home address is not the work one"
+    );
+    let both = parse(r#"emails[type eq "work"].value pr and userName eq "ann""#).unwrap();
+    assert!(both.matches(&user));
+    let escaped = parse(r#"emails[type eq "w]\"k"].value eq "x""#);
+    assert!(
+        escaped.is_ok(),
+        "a bracket inside a string does not end the filter"
+    );
+}
