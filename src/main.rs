@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: GrantsCommand,
     },
+    /// The company directory the IdP pushes over SCIM.
+    Scim {
+        #[command(subcommand)]
+        command: ScimCommand,
+    },
     /// Try jitgate on this machine: a development issuer, a demo app and a demo policy.
     Demo {
         /// Where the demo keeps its database and policy.
@@ -74,6 +79,18 @@ enum Command {
         /// next three, the admin listener at +1010.
         #[arg(long, default_value_t = jitgate::demo::DEFAULT_PORT_BASE)]
         port_base: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimCommand {
+    /// The directory's size and the newest SCIM changes and refusals.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How many changes and refusals to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
 }
 
@@ -207,6 +224,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Accounts { command } => accounts(command),
         Command::Grants { command } => grants(command),
+        Command::Scim { command } => scim(command),
         Command::Demo { dir, port_base } => match jitgate::demo::run(&dir, port_base) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e @ jitgate::demo::DemoError::PortTaken { .. }) => {
@@ -277,6 +295,23 @@ fn grants(command: GrantsCommand) -> anyhow::Result<ExitCode> {
         (_, None) => return Ok(ExitCode::FAILURE),
     };
     match out {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("jitgate: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn scim(command: ScimCommand) -> anyhow::Result<ExitCode> {
+    let ScimCommand::Status { config, limit } = command;
+    let Some((cfg, _)) = load(&config) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    match jitgate::cli::scim::status(&cfg, limit) {
         Ok(text) => {
             print!("{text}");
             Ok(ExitCode::SUCCESS)

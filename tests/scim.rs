@@ -474,6 +474,35 @@ fn every_change_is_audited_with_the_token_and_the_state_before_and_after() {
     assert_eq!(detail["after"]["active"], false);
     assert!(updated.request_id.is_some());
     assert!(events.iter().all(|e| !e.detail.contains(SCIM_TOKEN)));
+
+    // Operators read the same trail with `jitgate scim status`, and count requests in metrics.
+    let config = jg.dir.path().join("jitgate.yaml");
+    let output = support::process::jitgate_command(&[
+        "scim",
+        "status",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let status = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{status}");
+    assert!(status.contains("SCIM service: on (1 token)"), "{status}");
+    assert!(status.contains("directory: 0 users"), "{status}");
+    let deleted = status.lines().nth(4).unwrap_or_default();
+    assert!(
+        deleted.contains("directory_user_deleted") && deleted.contains("scim token 1"),
+        "{status}"
+    );
+    assert!(deleted.contains("ann@example.com"), "{status}");
+    let metrics = Client::new()
+        .get(format!("http://127.0.0.1:{}/metrics", jg.admin_port))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("jitgate_scim_requests_total{method=\"PATCH\",status=\"200\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[test]

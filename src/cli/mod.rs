@@ -1,4 +1,5 @@
-//! The commands behind `jitgate`'s subcommands: `run`, `check`, `accounts …`, `grants …`
+//! The commands behind `jitgate`'s subcommands: `run`, `check`, `accounts …`, `grants …`,
+//! `scim status`
 //! (`demo` is its own folder). `main.rs` parses the command line and calls these.
 
 pub mod accounts;
@@ -6,3 +7,4 @@ pub mod check;
 pub mod grants;
 pub mod operator;
 pub mod run;
+pub mod scim;

@@ -40,7 +40,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::auth::session::cookie;
 use crate::auth::session::ActiveSession;
 use crate::edge::identity_headers;
-use crate::edge::refusal::{self, GRANT_ENDED, GRANT_UNVERIFIABLE, NOT_FORWARDABLE};
+use crate::edge::refusal::{self, Format, GRANT_ENDED, GRANT_UNVERIFIABLE, NOT_FORWARDABLE};
 use crate::edge::request_target::in_origin_form;
 use crate::gate::Gate;
 use crate::policy::AppPolicy;
@@ -305,10 +305,25 @@ impl ProxyHttp for JitgateProxy {
     }
 
     /// After the response: metrics only (audit events were written where they happened).
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         match &ctx.app {
             Some(app) if ctx.outcome == "forwarded" => self.app_metrics(app).forwarded.inc(),
             app => {
+                let req = session.req_header();
+                if Format::for_path(req.uri.path()) == Format::Scim {
+                    // Labels stay bounded: any client can send any method.
+                    let method = match req.method.as_str() {
+                        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => m,
+                        _ => "other",
+                    };
+                    let status = session.response_written().map(|r| r.status.as_u16());
+                    let status = status.unwrap_or(0).to_string();
+                    self.gate
+                        .metrics
+                        .scim_requests
+                        .with_label_values(&[method, &status])
+                        .inc();
+                }
                 let name = app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
                 self.gate
                     .metrics

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub provisioning_seconds: HistogramVec,
     /// Failed account set-ups by app and reason (`unavailable`, `refused`, `paused`, ...).
     pub provisioning_errors: IntCounterVec,
+    /// Requests to the SCIM service by method and answer status.
+    pub scim_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -99,6 +101,14 @@ impl Metrics {
             ),
             &["app", "reason"],
         )?;
+        let scim_requests = IntCounterVec::new(
+            Opts::new(
+                "scim_requests_total",
+                "Requests to the SCIM service by method and status",
+            ),
+            &["method", "status"],
+        )?;
+        registry.register(Box::new(scim_requests.clone()))?;
         registry.register(Box::new(provisioning_calls.clone()))?;
         registry.register(Box::new(provisioning_seconds.clone()))?;
         registry.register(Box::new(provisioning_errors.clone()))?;
@@ -122,6 +132,7 @@ impl Metrics {
             provisioning_calls,
             provisioning_seconds,
             provisioning_errors,
+            scim_requests,
         })
     }
 

@@ -1,0 +1,96 @@
+//! `jitgate scim status`: what the IdP has pushed, and what the SCIM service refused.
+//!
+//! Reads the store only, so it works beside a running jitgate. The directory's size comes
+//! from the store; recent changes and refusals from the audit trail (reads are not audited;
+//! `scim_requests_total` in the metrics counts every request by method and status).
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::store::{self, AuditEvent, Store};
+use crate::util::clock::rfc3339_ms;
+
+/// Audit events read to find the SCIM ones among them.
+const AUDIT_WINDOW: i64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScimCliError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start: {0}")]
+    Runtime(String),
+}
+
+/// `jitgate scim status [--limit N]`
+pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
+    let runtime = crate::cli::operator::runtime().map_err(ScimCliError::Runtime)?;
+    let (users, groups, events) = runtime.block_on(async {
+        let store = store::open(&config.store_url).await?;
+        let users = store.list_directory_users().await?;
+        let groups = store.list_directory_groups().await?;
+        let events = store.recent_audit(AUDIT_WINDOW).await?;
+        Ok::<_, ScimCliError>((users, groups, events))
+    })?;
+    let active = users.iter().filter(|u| u.active).count();
+    let mut out = match &config.scim {
+        Some(settings) => format!(
+            "SCIM service: on ({} token{})\n",
+            settings.tokens.len(),
+            if settings.tokens.len() == 1 { "" } else { "s" }
+        ),
+        None => "SCIM service: off (no scim: section in the config)\n".to_string(),
+    };
+    out.push_str(&format!(
+        "directory: {} users ({active} active, {} inactive), {} groups\n\n",
+        users.len(),
+        users.len() - active,
+        groups.len()
+    ));
+    let scim_events: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("directory_") || e.kind == "scim_refused")
+        .take(limit)
+        .collect();
+    if scim_events.is_empty() {
+        out.push_str("no SCIM changes or refusals in the recent audit trail\n");
+        return Ok(out);
+    }
+    out.push_str(&format!(
+        "{:<24} {:<24} {:<14} {}\n",
+        "TIME", "EVENT", "BY", "WHAT"
+    ));
+    for event in scim_events {
+        let detail: Value = serde_json::from_str(&event.detail).unwrap_or_default();
+        let by = detail["by"].as_str().unwrap_or("-");
+        out.push_str(&format!(
+            "{:<24} {:<24} {:<14} {}\n",
+            rfc3339_ms(event.at_ms).unwrap_or_default(),
+            event.kind,
+            by,
+            what(&detail)
+        ));
+    }
+    Ok(out)
+}
+
+/// The resource an event is about (its name and id), or why a request was refused.
+fn what(detail: &Value) -> String {
+    if let Some(reason) = detail["reason"].as_str() {
+        let client = detail["client"].as_str().unwrap_or("unknown address");
+        return format!("{reason} from {client}");
+    }
+    let resource = if detail["after"].is_object() {
+        &detail["after"]
+    } else {
+        &detail["before"]
+    };
+    let name = resource["userName"]
+        .as_str()
+        .or_else(|| resource["displayName"].as_str())
+        .unwrap_or("?");
+    let active = match resource["active"].as_bool() {
+        Some(false) => " (inactive)",
+        _ => "",
+    };
+    format!("{name}{active} [{}]", detail["id"].as_str().unwrap_or("?"))
+}
