@@ -199,27 +199,4 @@ impl SqlStore {
         .await?;
         Ok(row.is_some())
     }
-
-    pub(super) async fn delete_subject_sessions(
-        &self,
-        iss: &str,
-        sub: &str,
-        hosts: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut ended = Vec::new();
-        for host in hosts {
-            let rows = sqlx::query(
-                "DELETE FROM sessions WHERE iss = $1 AND sub = $2 AND host = $3 RETURNING id_hash",
-            )
-            .bind(iss)
-            .bind(sub)
-            .bind(host)
-            .fetch_all(self.pool())
-            .await?;
-            for row in rows {
-                ended.push(row.try_get("id_hash")?);
-            }
-        }
-        Ok(ended)
-    }
 }

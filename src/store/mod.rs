@@ -16,6 +16,7 @@ mod directory;
 mod directory_sql;
 mod grants_sql;
 mod outage;
+mod sessions_sql;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -24,7 +25,7 @@ mod url;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use changes::{GrantChange, GRANTS_CHANNEL};
+pub use changes::{GrantChange, SessionChange, GRANTS_CHANNEL, SESSIONS_CHANNEL};
 pub use directory::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite};
 pub use outage::StoreOutage;
 pub use sql::SqlStore;
@@ -175,7 +176,8 @@ pub trait Store: Send + Sync {
     async fn put_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     async fn get_session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn touch_session(&self, id_hash: &str, last_seen: i64) -> Result<(), StoreError>;
-    /// Deletes one session; returns whether it existed.
+    /// Deletes one session; returns whether it existed. Like every session delete below
+    /// except the expiry sweep, it is announced to every process ([`Store::session_changes`]).
     async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError>;
     /// Deletes every session matching a logout token; returns their id hashes.
     async fn delete_sessions_for_logout(
@@ -320,6 +322,10 @@ pub trait Store: Send + Sync {
     /// Grant changes announced by any process sharing this store, from now on; `None` on a
     /// backend that cannot push them. Call it inside a tokio runtime: it starts a task.
     fn grant_changes(&self) -> Option<tokio::sync::mpsc::Receiver<GrantChange>>;
+    /// Sessions deleted by any process sharing this store, from now on (not those deleted
+    /// for having expired: every process judges expiry itself); `None` on a backend that
+    /// cannot push them. Call it inside a tokio runtime: it starts a task.
+    fn session_changes(&self) -> Option<tokio::sync::mpsc::Receiver<SessionChange>>;
 }
 
 /// Opens the store named by `url`, creating and migrating it as needed.

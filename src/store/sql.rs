@@ -140,6 +140,10 @@ impl Store for SqlStore {
             .then(|| super::changes::listen(self.url.clone()))
     }
 
+    fn session_changes(&self) -> Option<tokio::sync::mpsc::Receiver<super::SessionChange>> {
+        (self.backend == Backend::Postgres).then(|| super::changes::listen(self.url.clone()))
+    }
+
     async fn put_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -178,47 +182,14 @@ impl Store for SqlStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_session_row(id_hash).await
     }
 
     async fn delete_sessions_for_logout(
         &self,
         selector: LogoutSelector<'_>,
     ) -> Result<Vec<String>, StoreError> {
-        // A token with both sid and sub ends that IdP session of that user; one with only sub
-        // ends every session of the user; one with only sid ends that IdP session.
-        let rows = match (selector.sub, selector.sid) {
-            (Some(sub), Some(sid)) => sqlx::query(
-                "DELETE FROM sessions WHERE iss = $1 AND sub = $2 AND sid = $3 RETURNING id_hash",
-            )
-            .bind(selector.iss)
-            .bind(sub)
-            .bind(sid)
-            .fetch_all(&self.pool)
-            .await?,
-            (Some(sub), None) => {
-                sqlx::query("DELETE FROM sessions WHERE iss = $1 AND sub = $2 RETURNING id_hash")
-                    .bind(selector.iss)
-                    .bind(sub)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            (None, Some(sid)) => {
-                sqlx::query("DELETE FROM sessions WHERE iss = $1 AND sid = $2 RETURNING id_hash")
-                    .bind(selector.iss)
-                    .bind(sid)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            (None, None) => Vec::new(),
-        };
-        rows.iter()
-            .map(|r| r.try_get("id_hash").map_err(StoreError::from))
-            .collect()
+        self.delete_logout_rows(selector).await
     }
 
     async fn delete_expired_sessions(
