@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::gate::Gate;
 use crate::policy;
-use crate::store::GrantChange;
+use crate::store::{GrantChange, SessionChange};
 
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
@@ -111,6 +111,22 @@ pub async fn listen_grant_changes(gate: Arc<Gate>) {
                 }
             }
             GrantChange::Missed => gate.grants.forget_all(),
+        }
+    }
+}
+
+/// Where the store pushes ended sessions (PostgreSQL: logout, back-channel logout, an
+/// operator's or the directory's deactivation on any replica): drops them from the session
+/// cache at once, and every cached session whenever notifications may have been missed.
+/// Without such a feed (SQLite) cached sessions are re-read after `revalidate_after`.
+pub async fn listen_session_changes(gate: Arc<Gate>) {
+    let Some(mut changes) = gate.store.session_changes() else {
+        return;
+    };
+    while let Some(change) = changes.recv().await {
+        match change {
+            SessionChange::Ended(id_hashes) => gate.sessions.forget(&id_hashes),
+            SessionChange::Missed => gate.sessions.forget_all(),
         }
     }
 }

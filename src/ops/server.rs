@@ -70,6 +70,7 @@ pub fn start_control(config: Config, policies: PolicySet) -> Result<Control, Ser
         .track(runtime.spawn(reload::expire_grants(gate.clone())));
     // These serve the requests still in flight, up to the end of the process.
     runtime.spawn(reload::listen_grant_changes(gate.clone()));
+    runtime.spawn(reload::listen_session_changes(gate.clone()));
     runtime.spawn(discover_until_reachable(gate.clone()));
     Ok(Control { runtime, gate })
 }

@@ -5,7 +5,10 @@
 //! last-seen stamp, and idle and absolute timeouts are checked against the clock on every
 //! request. `last_seen` is written back to the store at most once a minute, off the request
 //! path. An entry older than `revalidate_after` is re-read from the store, which is how a
-//! logout on another replica reaches this one.
+//! logout on another replica reaches this one when the store cannot announce it (SQLite).
+//! With PostgreSQL every ended session is announced, and `ops::reload` calls
+//! [`Sessions::forget`] (or [`Sessions::forget_all`] when announcements may have been lost) on
+//! every replica at once.
 //!
 //! When the store cannot be read, a session this replica already holds keeps working (its
 //! timeouts are still enforced from the cached entry), and for `revalidate_after` after a
@@ -15,7 +18,7 @@
 pub mod cookie;
 mod near_cache;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use moka::sync::Cache;
@@ -90,6 +93,9 @@ pub struct Sessions {
     store_outage: StoreOutage,
     /// Per-thread copies of the latest hits (see `near_cache`).
     near: near_cache::NearCache,
+    /// Bumped before every `forget`: a store read that overlapped one does not put what it
+    /// read back into the cache (see `load`).
+    forgets: AtomicU64,
 }
 
 /// A new session's id, for the cookie, and its record.
@@ -121,6 +127,7 @@ impl Sessions {
             shared_text: Default::default(),
             store_outage: StoreOutage::default(),
             near: near_cache::NearCache::default(),
+            forgets: AtomicU64::new(0),
         }
     }
 
@@ -239,11 +246,18 @@ impl Sessions {
         now: i64,
     ) -> Result<Option<Arc<ActiveSession>>, SessionError> {
         self.misses.inc();
+        let forgets = self.forgets.load(Ordering::SeqCst);
         let Some(record) = self.store.get_session(&random::hash(token)).await? else {
             return Ok(None);
         };
         let session = Arc::new(self.active_from_record(&record, now)?);
         self.cache.insert(key, session.clone());
+        // A `forget` that began while the store was read may have missed this entry (moka
+        // applies it to entries inserted before it only): the session may have ended since.
+        // This request read it while it still lived; later ones must ask the store again.
+        if self.forgets.load(Ordering::SeqCst) != forgets {
+            self.drop_cached(&key);
+        }
         Ok(Some(session))
     }
 
@@ -340,6 +354,7 @@ impl Sessions {
         if doomed.is_empty() {
             return;
         }
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self
             .cache
             .invalidate_entries_if(move |_, s| doomed.contains(&s.id_hash))
@@ -347,6 +362,14 @@ impl Sessions {
             tracing::error!(error = %e, "cannot drop ended sessions from the cache; clearing it");
             self.cache.invalidate_all();
         }
+        self.near.invalidate();
+    }
+
+    /// Drops every cached session (announcements of ended sessions may have been lost): each
+    /// is read from the store again on its next use.
+    pub fn forget_all(&self) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
         self.near.invalidate();
     }
 
