@@ -5,6 +5,7 @@
 //! `JITGATE_TEST_POSTGRES=postgres://user@host:port/db`.
 
 mod directory;
+mod session_feed;
 
 use super::*;
 use sqlx::Connection;
