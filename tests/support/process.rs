@@ -16,13 +16,15 @@ pub struct Replica {
     logs: Arc<Mutex<Vec<u8>>>,
 }
 
-/// Writes a config for a replica on `port` into `dir` (policies in `dir/../policies`).
+/// Writes a config for a replica on `port` into `dir` (policies in `dir/../policies`), whose
+/// cached sessions are re-read from the store after `revalidate_after` (e.g. `1s`).
 pub fn write_config(
     dir: &Path,
     port: u16,
     issuer: &str,
     store_url: &str,
     policies: &Path,
+    revalidate_after: &str,
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("client-secret"), CLIENT_SECRET).unwrap();
@@ -30,7 +32,7 @@ pub fn write_config(
         "listen:\n  http: 127.0.0.1:{port}\n  admin: 127.0.0.1:{}\n\
 public_base_url: http://127.0.0.1:{port}\n\
 idp:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret_file: client-secret\n  scopes: [openid, profile, email, groups]\n\
-session:\n  revalidate_after: 1s\n\
+session:\n  revalidate_after: {revalidate_after}\n\
 store:\n  url: {store_url}\n\
 policies: {}\n",
         free_port(),
@@ -190,7 +192,13 @@ pub struct TwoReplicas {
 }
 
 impl TwoReplicas {
+    /// Two replicas that re-read a cached session after a second.
     pub fn start(policy: &str) -> Self {
+        Self::start_revalidating_after(policy, "1s")
+    }
+
+    /// Two replicas that re-read a cached session after `revalidate_after`.
+    pub fn start_revalidating_after(policy: &str, revalidate_after: &str) -> Self {
         let db = ScratchDb::create();
         let work = tempfile::tempdir().unwrap();
         let policies = work.path().join("policies");
@@ -207,7 +215,14 @@ impl TwoReplicas {
             .enumerate()
             .map(|(i, port)| {
                 let dir = work.path().join(format!("r{i}"));
-                let config = write_config(&dir, *port, &idp.issuer, &db.url, &policies);
+                let config = write_config(
+                    &dir,
+                    *port,
+                    &idp.issuer,
+                    &db.url,
+                    &policies,
+                    revalidate_after,
+                );
                 Replica::start(&config, *port)
             })
             .collect();
