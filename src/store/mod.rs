@@ -15,6 +15,7 @@ mod changes;
 mod directory;
 mod directory_sql;
 mod grants_sql;
+mod login_sql;
 mod outage;
 mod sql;
 #[cfg(test)]
