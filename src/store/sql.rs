@@ -14,8 +14,8 @@ use sqlx::{AnyPool, Executor, Row};
 use super::url::{backend_of, Backend, SCHEMES};
 use super::{
     AccountKey, AccountRecord, AuditEvent, DirectoryGroup, DirectoryKey, DirectoryUser,
-    DirectoryWrite, GrantRecord, Handoff, LoginTransaction, LogoutSelector, SessionRecord, Store,
-    StoreError,
+    DirectoryWrite, GrantRecord, Handoff, IdentityLink, LifecycleJob, LoginTransaction,
+    LogoutSelector, SessionRecord, Store, StoreError,
 };
 
 #[derive(Debug, Clone)]
@@ -363,8 +363,9 @@ impl Store for SqlStore {
         &self,
         user: &DirectoryUser,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError> {
-        self.put_directory_user_row(user, read_version).await
+        self.put_directory_user_row(user, read_version, jobs).await
     }
 
     async fn get_directory_user(
@@ -378,8 +379,13 @@ impl Store for SqlStore {
         self.list_directory_user_rows().await
     }
 
-    async fn delete_directory_user(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        self.delete_directory_user_row(id, at_ms).await
+    async fn delete_directory_user(
+        &self,
+        id: &str,
+        at_ms: i64,
+        jobs: &[LifecycleJob],
+    ) -> Result<bool, StoreError> {
+        self.delete_directory_user_row(id, at_ms, jobs).await
     }
 
     async fn put_directory_group(
@@ -407,6 +413,67 @@ impl Store for SqlStore {
         user_id: &str,
     ) -> Result<Vec<DirectoryGroup>, StoreError> {
         self.groups_of_directory_user_rows(user_id).await
+    }
+
+    async fn enqueue_lifecycle_jobs(&self, jobs: &[LifecycleJob]) -> Result<(), StoreError> {
+        self.enqueue_lifecycle_job_rows(jobs).await
+    }
+
+    async fn take_lifecycle_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<LifecycleJob>, StoreError> {
+        self.take_lifecycle_job_rows(now_ms, stale_before_ms, limit)
+            .await
+    }
+
+    async fn finish_lifecycle_job(
+        &self,
+        id: &str,
+        state: &str,
+        next_at_ms: i64,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.finish_lifecycle_job_row(id, state, next_at_ms, error, now_ms)
+            .await
+    }
+
+    async fn list_lifecycle_jobs(
+        &self,
+        states: &[&str],
+        limit: i64,
+    ) -> Result<Vec<LifecycleJob>, StoreError> {
+        self.list_lifecycle_job_rows(states, limit).await
+    }
+
+    async fn put_identity_link(&self, link: &IdentityLink) -> Result<(), StoreError> {
+        self.put_identity_link_row(link).await
+    }
+
+    async fn get_identity_link(
+        &self,
+        iss: &str,
+        sub: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        self.get_identity_link_row(iss, sub).await
+    }
+
+    async fn identities_linked_to(
+        &self,
+        link_value: &str,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        self.identities_linked_to_rows(link_value).await
+    }
+
+    async fn mark_links_removed(
+        &self,
+        link_value: &str,
+        removed_at_ms: Option<i64>,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        self.mark_link_rows_removed(link_value, removed_at_ms).await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
