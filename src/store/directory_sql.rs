@@ -7,7 +7,8 @@
 //! PostgreSQL first takes a transaction-scoped advisory lock, so a group write and a member's
 //! deletion never interleave (SQLite has one writer at a time anyway). Reads of groups run in
 //! one snapshot (a read transaction; REPEATABLE READ on PostgreSQL), so a group's version and
-//! its members agree. Orders are computed here, byte-wise, so both backends sort alike
+//! its members agree. A user's write and the lifecycle jobs it causes commit in one
+//! transaction. Orders are computed here, byte-wise, so both backends sort alike
 //! whatever the database's collation.
 
 use std::collections::{BTreeSet, HashMap};
@@ -16,9 +17,12 @@ use sqlx::any::{AnyQueryResult, AnyRow};
 use sqlx::{Any, Executor, Row, Transaction};
 
 use super::directory::name_key;
+use super::lifecycle_sql::insert_jobs;
 use super::sql::SqlStore;
 use super::url::Backend;
-use super::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite, StoreError};
+use super::{
+    DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite, LifecycleJob, StoreError,
+};
 
 const USER_COLUMNS: &str =
     "id, user_name, external_id, active, resource, version, created_at_ms, updated_at_ms";
@@ -85,7 +89,10 @@ impl SqlStore {
         &self,
         u: &DirectoryUser,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError> {
+        // The jobs a write causes commit with it or not at all.
+        let mut tx = self.pool().begin().await?;
         let result = match read_version {
             None => {
                 sqlx::query(&format!(
@@ -100,7 +107,7 @@ impl SqlStore {
                 .bind(u.created_at_ms)
                 .bind(u.updated_at_ms)
                 .bind(name_key(&u.user_name))
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await
             }
             Some(read_version) => {
@@ -117,15 +124,21 @@ impl SqlStore {
                 .bind(u.updated_at_ms)
                 .bind(&u.id)
                 .bind(read_version)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await
             }
         };
-        match unless_duplicate(result)? {
-            None => Ok(DirectoryWrite::Duplicate),
-            Some(done) if done.rows_affected() == 1 => Ok(DirectoryWrite::Written),
-            Some(_) => self.missing_or_stale("directory_users", &u.id).await,
+        let Some(done) = unless_duplicate(result)? else {
+            tx.rollback().await?;
+            return Ok(DirectoryWrite::Duplicate);
+        };
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return self.missing_or_stale("directory_users", &u.id).await;
         }
+        insert_jobs(&mut tx, jobs).await?;
+        tx.commit().await?;
+        Ok(DirectoryWrite::Written)
     }
 
     /// Why a compare-and-swap on `table` wrote nothing: the id is gone, or the version moved.
@@ -174,6 +187,7 @@ impl SqlStore {
         &self,
         id: &str,
         at_ms: i64,
+        jobs: &[LifecycleJob],
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_directory_write().await?;
         let done = sqlx::query("DELETE FROM directory_users WHERE id = $1")
@@ -196,6 +210,7 @@ impl SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        insert_jobs(&mut tx, jobs).await?;
         tx.commit().await?;
         Ok(true)
     }

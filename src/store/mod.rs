@@ -1,5 +1,6 @@
 //! Persistent state behind one small trait: sessions, login transactions, hand-offs, audit,
-//! accounts, grants and the company directory (SCIM users and groups).
+//! accounts, grants, the company directory (SCIM users and groups) and the lifecycle queue
+//! (jobs that carry a directory change to sessions, grants and accounts, and identity links).
 //!
 //! The backend is chosen by URL scheme: `sqlite://PATH` (the embedded default; the file and
 //! its directory are created and migrated on first run) or `postgres://…` for several
@@ -15,6 +16,9 @@ mod changes;
 mod directory;
 mod directory_sql;
 mod grants_sql;
+mod lifecycle;
+mod lifecycle_sql;
+mod login_sql;
 mod outage;
 mod sessions_sql;
 mod sql;
@@ -27,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use changes::{GrantChange, SessionChange, GRANTS_CHANNEL, SESSIONS_CHANNEL};
 pub use directory::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite};
+pub use lifecycle::{IdentityLink, LifecycleJob};
 pub use outage::StoreOutage;
 pub use sql::SqlStore;
 pub use url::{backend_of, embedded as embedded_url, Backend, SCHEMES as URL_SCHEMES};
@@ -275,11 +280,13 @@ pub trait Store: Send + Sync {
     /// v) a user. Create: version becomes 1, created_at_ms/updated_at_ms as given. Replace:
     /// version becomes v+1, created_at_ms is kept from the stored row. Duplicate when the id,
     /// the userName (case-insensitively) or the externalId belongs to another user; Missing
-    /// when replacing an id that does not exist; Stale when the version moved.
+    /// when replacing an id that does not exist; Stale when the version moved. `jobs` are
+    /// inserted in the same transaction, only when the result is Written.
     async fn put_directory_user(
         &self,
         user: &DirectoryUser,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError>;
     /// One user by id, userName (case-insensitively) or externalId.
     async fn get_directory_user(
@@ -289,8 +296,14 @@ pub trait Store: Send + Sync {
     /// Every user, oldest first (created_at_ms, then id): a stable order for pagination.
     async fn list_directory_users(&self) -> Result<Vec<DirectoryUser>, StoreError>;
     /// Deletes a user and their memberships; each group they were in gets version+1 and
-    /// updated_at_ms = at_ms. One transaction. Returns whether the user existed.
-    async fn delete_directory_user(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+    /// updated_at_ms = at_ms. One transaction, which also inserts `jobs` when the user
+    /// existed. Returns whether the user existed.
+    async fn delete_directory_user(
+        &self,
+        id: &str,
+        at_ms: i64,
+        jobs: &[LifecycleJob],
+    ) -> Result<bool, StoreError>;
     /// Same contract as [`Store::put_directory_user`] (displayName unique case-insensitively,
     /// externalId unique when present). Members are replaced wholesale in the same
     /// transaction; ids that name no user are dropped.
@@ -309,6 +322,54 @@ pub trait Store: Send + Sync {
         &self,
         user_id: &str,
     ) -> Result<Vec<DirectoryGroup>, StoreError>;
+
+    /// Inserts jobs in one transaction.
+    async fn enqueue_lifecycle_jobs(&self, jobs: &[LifecycleJob]) -> Result<(), StoreError>;
+    /// Takes up to `limit` due jobs to run: pending ones with next_at_ms <= now_ms, and running
+    /// ones last updated before stale_before_ms (their runner died). Each taken job becomes
+    /// running, attempts+1, updated_at_ms = now_ms; two concurrent callers never take the same
+    /// job. Oldest next_at_ms first.
+    async fn take_lifecycle_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<LifecycleJob>, StoreError>;
+    /// Records how a run went: state "done", "failed" (given up), or "pending" again with
+    /// next_at_ms for a retry; last_error as given; updated_at_ms = now_ms.
+    async fn finish_lifecycle_job(
+        &self,
+        id: &str,
+        state: &str,
+        next_at_ms: i64,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Jobs in any of `states` (all states when empty), newest created first, at most `limit`.
+    async fn list_lifecycle_jobs(
+        &self,
+        states: &[&str],
+        limit: i64,
+    ) -> Result<Vec<LifecycleJob>, StoreError>;
+
+    /// Records (upserts on iss+sub) which directory value a signed-in identity links to; keeps
+    /// removed_at_ms as stored (a new link takes the given one).
+    async fn put_identity_link(&self, link: &IdentityLink) -> Result<(), StoreError>;
+    async fn get_identity_link(
+        &self,
+        iss: &str,
+        sub: &str,
+    ) -> Result<Option<IdentityLink>, StoreError>;
+    /// Every identity linked to `link_value` (case-sensitive), by iss then sub.
+    async fn identities_linked_to(&self, link_value: &str)
+        -> Result<Vec<IdentityLink>, StoreError>;
+    /// Sets (Some) or clears (None) removed_at_ms on every identity linked to `link_value`;
+    /// returns them (after the change), by iss then sub.
+    async fn mark_links_removed(
+        &self,
+        link_value: &str,
+        removed_at_ms: Option<i64>,
+    ) -> Result<Vec<IdentityLink>, StoreError>;
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The newest `limit` events, newest first.

@@ -14,8 +14,8 @@ use sqlx::{AnyPool, Executor, Row};
 use super::url::{backend_of, Backend, SCHEMES};
 use super::{
     AccountKey, AccountRecord, AuditEvent, DirectoryGroup, DirectoryKey, DirectoryUser,
-    DirectoryWrite, GrantRecord, Handoff, LoginTransaction, LogoutSelector, SessionRecord, Store,
-    StoreError,
+    DirectoryWrite, GrantRecord, Handoff, IdentityLink, LifecycleJob, LoginTransaction,
+    LogoutSelector, SessionRecord, Store, StoreError,
 };
 
 #[derive(Debug, Clone)]
@@ -205,89 +205,23 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
-    async fn put_login_transaction(&self, t: &LoginTransaction) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO login_transactions \
-             (state_hash, browser_hash, nonce, pkce_verifier, target_host, return_to, \
-              target_binding_hash, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&t.state_hash)
-        .bind(&t.browser_hash)
-        .bind(&t.nonce)
-        .bind(&t.pkce_verifier)
-        .bind(&t.target_host)
-        .bind(&t.return_to)
-        .bind(&t.target_binding_hash)
-        .bind(t.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn put_login_transaction(&self, txn: &LoginTransaction) -> Result<(), StoreError> {
+        self.put_login_transaction_row(txn).await
     }
 
     async fn take_login_transaction(
         &self,
         state_hash: &str,
     ) -> Result<Option<LoginTransaction>, StoreError> {
-        let row = sqlx::query(
-            "DELETE FROM login_transactions WHERE state_hash = $1 RETURNING \
-             state_hash, browser_hash, nonce, pkce_verifier, target_host, return_to, \
-             target_binding_hash, expires_at",
-        )
-        .bind(state_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(LoginTransaction {
-            state_hash: row.try_get("state_hash")?,
-            browser_hash: row.try_get("browser_hash")?,
-            nonce: row.try_get("nonce")?,
-            pkce_verifier: row.try_get("pkce_verifier")?,
-            target_host: row.try_get("target_host")?,
-            return_to: row.try_get("return_to")?,
-            target_binding_hash: row.try_get("target_binding_hash")?,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        self.take_login_transaction_row(state_hash).await
     }
 
-    async fn put_handoff(&self, h: &Handoff) -> Result<(), StoreError> {
-        let session =
-            serde_json::to_string(&h.session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO handoffs \
-             (code_hash, target_host, return_to, browser_hash, session, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&h.code_hash)
-        .bind(&h.target_host)
-        .bind(&h.return_to)
-        .bind(&h.browser_hash)
-        .bind(session)
-        .bind(h.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn put_handoff(&self, handoff: &Handoff) -> Result<(), StoreError> {
+        self.put_handoff_row(handoff).await
     }
 
     async fn take_handoff(&self, code_hash: &str) -> Result<Option<Handoff>, StoreError> {
-        let row = sqlx::query(
-            "DELETE FROM handoffs WHERE code_hash = $1 \
-             RETURNING code_hash, target_host, return_to, browser_hash, session, expires_at",
-        )
-        .bind(code_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let session: String = row.try_get("session")?;
-        Ok(Some(Handoff {
-            code_hash: row.try_get("code_hash")?,
-            target_host: row.try_get("target_host")?,
-            return_to: row.try_get("return_to")?,
-            browser_hash: row.try_get("browser_hash")?,
-            session: serde_json::from_str(&session)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            expires_at: row.try_get("expires_at")?,
-        }))
+        self.take_handoff_row(code_hash).await
     }
 
     async fn get_account(&self, key: AccountKey<'_>) -> Result<Option<AccountRecord>, StoreError> {
@@ -400,8 +334,9 @@ impl Store for SqlStore {
         &self,
         user: &DirectoryUser,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError> {
-        self.put_directory_user_row(user, read_version).await
+        self.put_directory_user_row(user, read_version, jobs).await
     }
 
     async fn get_directory_user(
@@ -415,8 +350,13 @@ impl Store for SqlStore {
         self.list_directory_user_rows().await
     }
 
-    async fn delete_directory_user(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        self.delete_directory_user_row(id, at_ms).await
+    async fn delete_directory_user(
+        &self,
+        id: &str,
+        at_ms: i64,
+        jobs: &[LifecycleJob],
+    ) -> Result<bool, StoreError> {
+        self.delete_directory_user_row(id, at_ms, jobs).await
     }
 
     async fn put_directory_group(
@@ -444,6 +384,67 @@ impl Store for SqlStore {
         user_id: &str,
     ) -> Result<Vec<DirectoryGroup>, StoreError> {
         self.groups_of_directory_user_rows(user_id).await
+    }
+
+    async fn enqueue_lifecycle_jobs(&self, jobs: &[LifecycleJob]) -> Result<(), StoreError> {
+        self.enqueue_lifecycle_job_rows(jobs).await
+    }
+
+    async fn take_lifecycle_jobs(
+        &self,
+        now_ms: i64,
+        stale_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<LifecycleJob>, StoreError> {
+        self.take_lifecycle_job_rows(now_ms, stale_before_ms, limit)
+            .await
+    }
+
+    async fn finish_lifecycle_job(
+        &self,
+        id: &str,
+        state: &str,
+        next_at_ms: i64,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.finish_lifecycle_job_row(id, state, next_at_ms, error, now_ms)
+            .await
+    }
+
+    async fn list_lifecycle_jobs(
+        &self,
+        states: &[&str],
+        limit: i64,
+    ) -> Result<Vec<LifecycleJob>, StoreError> {
+        self.list_lifecycle_job_rows(states, limit).await
+    }
+
+    async fn put_identity_link(&self, link: &IdentityLink) -> Result<(), StoreError> {
+        self.put_identity_link_row(link).await
+    }
+
+    async fn get_identity_link(
+        &self,
+        iss: &str,
+        sub: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        self.get_identity_link_row(iss, sub).await
+    }
+
+    async fn identities_linked_to(
+        &self,
+        link_value: &str,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        self.identities_linked_to_rows(link_value).await
+    }
+
+    async fn mark_links_removed(
+        &self,
+        link_value: &str,
+        removed_at_ms: Option<i64>,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        self.mark_link_rows_removed(link_value, removed_at_ms).await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

@@ -37,7 +37,10 @@ impl Directory {
             updated_at_ms: now,
         };
         let what = format!("userName `{}` (or its externalId)", user.user_name);
-        if !written(self.store.put_directory_user(&user, None).await?, &what)? {
+        if !written(
+            self.store.put_directory_user(&user, None, &[]).await?,
+            &what,
+        )? {
             return Err(ScimError::Conflict);
         }
         let after = render_user(&user, &[], &self.base);
@@ -159,7 +162,7 @@ impl Directory {
             let what = format!("userName `{}` (or its externalId)", next.user_name);
             let outcome = self
                 .store
-                .put_directory_user(&next, Some(current.version))
+                .put_directory_user(&next, Some(current.version), &[])
                 .await?;
             if !written(outcome, &what)? {
                 continue;
@@ -175,7 +178,7 @@ impl Directory {
     /// DELETE: the user and their group memberships are gone.
     pub async fn delete_user(&self, caller: Caller<'_>, id: &str) -> Result<(), ScimError> {
         let before = self.get_user(id).await?;
-        if !self.store.delete_directory_user(id, now_ms()).await? {
+        if !self.store.delete_directory_user(id, now_ms(), &[]).await? {
             return Err(not_found(id));
         }
         self.record(

@@ -39,7 +39,7 @@ pub(super) async fn directory_users_story(store: &dyn Store) {
     use DirectoryWrite::*;
     let alice = user("u-1", "Alice", Some("ext-1"), 1_000);
     assert_eq!(
-        store.put_directory_user(&alice, None).await.unwrap(),
+        store.put_directory_user(&alice, None, &[]).await.unwrap(),
         Written
     );
     for key in [
@@ -72,29 +72,38 @@ pub(super) async fn directory_users_story(store: &dyn Store) {
 
     let taken_name = user("u-2", "ALICE", None, 1_000);
     assert_eq!(
-        store.put_directory_user(&taken_name, None).await.unwrap(),
+        store
+            .put_directory_user(&taken_name, None, &[])
+            .await
+            .unwrap(),
         Duplicate
     );
     let taken_external_id = user("u-2", "bob", Some("ext-1"), 1_000);
     assert_eq!(
         store
-            .put_directory_user(&taken_external_id, None)
+            .put_directory_user(&taken_external_id, None, &[])
             .await
             .unwrap(),
         Duplicate
     );
     let taken_id = user("u-1", "someone", None, 1_000);
     assert_eq!(
-        store.put_directory_user(&taken_id, None).await.unwrap(),
+        store
+            .put_directory_user(&taken_id, None, &[])
+            .await
+            .unwrap(),
         Duplicate
     );
 
     // Users without an externalId do not collide with each other.
     let bob = user("u-2", "bob", None, 500);
     let carol = user("u-3", "carol", None, 1_000);
-    assert_eq!(store.put_directory_user(&bob, None).await.unwrap(), Written);
     assert_eq!(
-        store.put_directory_user(&carol, None).await.unwrap(),
+        store.put_directory_user(&bob, None, &[]).await.unwrap(),
+        Written
+    );
+    assert_eq!(
+        store.put_directory_user(&carol, None, &[]).await.unwrap(),
         Written
     );
 
@@ -110,7 +119,10 @@ pub(super) async fn directory_users_story(store: &dyn Store) {
         ..alice.clone()
     };
     assert_eq!(
-        store.put_directory_user(&renamed, Some(1)).await.unwrap(),
+        store
+            .put_directory_user(&renamed, Some(1), &[])
+            .await
+            .unwrap(),
         Written
     );
     let stored = store
@@ -135,12 +147,18 @@ pub(super) async fn directory_users_story(store: &dyn Store) {
         "the old userName is free again"
     );
     assert_eq!(
-        store.put_directory_user(&renamed, Some(1)).await.unwrap(),
+        store
+            .put_directory_user(&renamed, Some(1), &[])
+            .await
+            .unwrap(),
         Stale
     );
     let nobody = user("u-9", "nobody", None, 1_000);
     assert_eq!(
-        store.put_directory_user(&nobody, Some(1)).await.unwrap(),
+        store
+            .put_directory_user(&nobody, Some(1), &[])
+            .await
+            .unwrap(),
         Missing
     );
     let to_bobs_name = DirectoryUser {
@@ -149,7 +167,7 @@ pub(super) async fn directory_users_story(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .put_directory_user(&to_bobs_name, Some(2))
+            .put_directory_user(&to_bobs_name, Some(2), &[])
             .await
             .unwrap(),
         Duplicate
@@ -160,7 +178,7 @@ pub(super) async fn directory_users_story(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .put_directory_user(&to_new_case, Some(2))
+            .put_directory_user(&to_new_case, Some(2), &[])
             .await
             .unwrap(),
         Written,
@@ -191,7 +209,7 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     for (id, name) in [("m-1", "mara"), ("m-2", "nils"), ("m-3", "olga")] {
         let member = user(id, name, None, 1_000);
         assert_eq!(
-            store.put_directory_user(&member, None).await.unwrap(),
+            store.put_directory_user(&member, None, &[]).await.unwrap(),
             Written
         );
     }
@@ -314,7 +332,10 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     assert_eq!(listed[1].members, ["m-1"]);
 
     // Deleting a user removes their memberships and bumps each of their groups.
-    assert!(store.delete_directory_user("m-1", 5_000).await.unwrap());
+    assert!(store
+        .delete_directory_user("m-1", 5_000, &[])
+        .await
+        .unwrap());
     assert_eq!(
         store
             .get_directory_user(DirectoryKey::Id("m-1"))
@@ -334,7 +355,10 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     let ops_now = store.get_directory_group("g-2").await.unwrap().unwrap();
     assert_eq!((ops_now.version, ops_now.members.len()), (2, 0));
     assert!(groups_of("m-1").await.is_empty());
-    assert!(!store.delete_directory_user("m-1", 6_000).await.unwrap());
+    assert!(!store
+        .delete_directory_user("m-1", 6_000, &[])
+        .await
+        .unwrap());
     assert_eq!(
         store
             .get_directory_group("g-1")
@@ -374,7 +398,7 @@ pub(super) async fn directory_create_race(store: std::sync::Arc<dyn Store>) {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let racer = user(&format!("race-{round}-{i}"), &name, None, 1);
-                    store.put_directory_user(&racer, None).await.unwrap()
+                    store.put_directory_user(&racer, None, &[]).await.unwrap()
                 })
             })
             .collect();

@@ -5,6 +5,7 @@
 //! `JITGATE_TEST_POSTGRES=postgres://user@host:port/db`.
 
 mod directory;
+mod lifecycle;
 mod session_feed;
 
 use super::*;
@@ -457,6 +458,10 @@ async fn sqlite_store_keeps_the_contract() {
     directory::directory_users_story(store.as_ref()).await;
     directory::directory_groups_story(store.as_ref()).await;
     directory::directory_create_race(store.clone()).await;
+    lifecycle::lifecycle_queue_story(store.as_ref()).await;
+    lifecycle::lifecycle_take_race(store.clone()).await;
+    lifecycle::identity_links_story(store.as_ref()).await;
+    lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
     // Reopening an existing database runs no migration twice.
     drop(store);
     let again = open(&url).await.unwrap();
@@ -492,6 +497,10 @@ async fn postgres_store_keeps_the_contract() {
     directory::directory_users_story(store.as_ref()).await;
     directory::directory_groups_story(store.as_ref()).await;
     directory::directory_create_race(store.clone()).await;
+    lifecycle::lifecycle_queue_story(store.as_ref()).await;
+    lifecycle::lifecycle_take_race(store.clone()).await;
+    lifecycle::identity_links_story(store.as_ref()).await;
+    lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)
