@@ -173,11 +173,14 @@ fn list_ids(answer: &Answer) -> Vec<String> {
 }
 
 #[test]
-fn a_missing_or_wrong_token_gets_401_and_a_guesser_is_throttled_even_with_the_right_token() {
+fn a_missing_or_wrong_token_gets_401_and_a_guesser_is_throttled() {
     let jg = start(None);
     let mut scim = Scim::new(&jg);
+    // No token: 401, and the body is never read (not 413 for this 1.1 MB one).
     let answer = Client::new()
-        .get(format!("{}/Users", scim.base))
+        .post(format!("{}/Users", scim.base))
+        .header("content-type", "application/scim+json")
+        .body(vec![b' '; 1100 * 1024])
         .send()
         .unwrap();
     assert_eq!(answer.status(), 401);
@@ -193,15 +196,22 @@ fn a_missing_or_wrong_token_gets_401_and_a_guesser_is_throttled_even_with_the_ri
     for _ in 0..18 {
         assert_eq!(scim.get("/Users").status, 401);
     }
-    scim.token = SCIM_TOKEN.into();
     let answer = scim.get("/Users");
     assert_scim_error(&answer, 429, None);
     assert_eq!(answer.headers["retry-after"], "60");
+    // The IdP, sending from an address strangers share, still gets through.
+    scim.token = SCIM_TOKEN.into();
+    assert_eq!(scim.get("/Users").status, 200);
     // The token never reaches the audit trail.
     let store = jg.gate().store.clone();
     let events = jg
         .block_on(async move { store.recent_audit(100).await })
         .unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "scim_refused").count(),
+        20,
+        "refusals past the limit are not audited one by one"
+    );
     assert!(events
         .iter()
         .all(|e| !e.detail.contains("wrong-token") && !e.detail.contains(SCIM_TOKEN)));
@@ -212,6 +222,9 @@ fn scim_lives_only_on_the_auth_host() {
     let jg = start(None);
     let scim = Scim::new(&jg);
     assert_eq!(scim.get("/ServiceProviderConfig").status, 200);
+    // The root itself is nothing to read, and says so as SCIM does.
+    assert_scim_error(&scim.get(""), 404, None);
+    assert_scim_error(&scim.get("/"), 404, None);
     let addr = format!("127.0.0.1:{}", jg.port).parse().unwrap();
     let on_app_host = Client::builder()
         .resolve(support::APP_HOST, addr)
@@ -304,6 +317,23 @@ fn okta_patches_and_group_pushes_apply() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(scim.get(&format!("/Users/{ann}")).body["active"], false);
+    // Removing `active` (or a PUT without it) never brings a leaver back.
+    let answer = scim.patch(
+        &format!("/Users/{ann}"),
+        json!([{ "op": "remove", "path": "active" }]),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let store = jg.gate().store.clone();
+    let id = ann.clone();
+    let stored = jg
+        .block_on(async move {
+            store
+                .get_directory_user(jitgate::store::DirectoryKey::Id(&id))
+                .await
+        })
+        .unwrap()
+        .unwrap();
+    assert!(!stored.active);
 
     let group = scim.create_group("Engineering", &[&ann, &bob]);
     assert_eq!(scim.members(&group), sorted(&[&ann, &bob]));
@@ -330,6 +360,16 @@ fn okta_patches_and_group_pushes_apply() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(scim.members(&group), vec![bob.clone()]);
+    // The audit names who left the group, not two copies of every member.
+    let store = jg.gate().store.clone();
+    let events = jg
+        .block_on(async move { store.recent_audit(1).await })
+        .unwrap();
+    let detail: Value = serde_json::from_str(&events[0].detail).unwrap();
+    assert_eq!(events[0].kind, "directory_group_updated");
+    assert_eq!(detail["members_removed"], json!([ann]));
+    assert_eq!(detail["members"], 1);
+    assert!(detail["after"].get("members").is_none());
     let answer = scim.patch(
         &format!("/Groups/{group}"),
         json!([{ "op": "add", "path": "members", "value": [{ "value": ann, "display": "Ann" }] }]),
@@ -487,7 +527,7 @@ fn every_change_is_audited_with_the_token_and_the_state_before_and_after() {
     assert!(output.status.success(), "{status}");
     assert!(status.contains("SCIM service: on (1 token)"), "{status}");
     assert!(status.contains("directory: 0 users"), "{status}");
-    let deleted = status.lines().nth(4).unwrap_or_default();
+    let deleted = status.lines().nth(5).unwrap_or_default();
     assert!(
         deleted.contains("directory_user_deleted") && deleted.contains("scim token 1"),
         "{status}"

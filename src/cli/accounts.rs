@@ -100,13 +100,16 @@ pub fn list(
         None => policies.apps().iter().collect(),
     };
     let rt = runtime()?;
-    let rows = rt.block_on(async {
+    let (rows, jobs) = rt.block_on(async {
         let store = store::open(&config.store_url).await?;
         let mut rows = Vec::new();
         for app in &apps {
             rows.extend(store.list_accounts(&app.name).await?);
         }
-        Ok::<_, AccountsError>(rows)
+        let jobs = store
+            .list_lifecycle_jobs(&["pending", "running", "failed"], 1000)
+            .await?;
+        Ok::<_, AccountsError>((rows, jobs))
     })?;
     let now = crate::util::clock::now_secs();
     let mut out = format!(
@@ -135,7 +138,40 @@ pub fn list(
         None => format!("{} app(s)", apps.len()),
     };
     out.push_str(&format!("{} account(s) in {scope}\n", rows.len()));
+    out.push_str(&queued_calls(&jobs, app_name));
     Ok(out)
+}
+
+/// The app calls the lifecycle queue still has to make (or gave up on), e.g. a leaver's
+/// deactivation in an app that is down.
+fn queued_calls(jobs: &[crate::store::LifecycleJob], app_name: Option<&str>) -> String {
+    let mut lines = Vec::new();
+    for job in jobs.iter().filter(|j| j.kind == "deactivate_account") {
+        let subject: serde_json::Value = serde_json::from_str(&job.subject).unwrap_or_default();
+        let app = subject["app"].as_str().unwrap_or("?");
+        if app_name.is_some_and(|name| name != app) {
+            continue;
+        }
+        lines.push(format!(
+            "{:<12} {:<24} {:<8} {:<8} {:<16} {:<16} {}\n",
+            app,
+            subject["sub"].as_str().unwrap_or("?"),
+            job.state,
+            job.attempts,
+            when(job.next_at_ms / 1000),
+            job.by,
+            job.last_error.as_deref().unwrap_or("-")
+        ));
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nqueued deactivations (leavers from the directory):\n{:<12} {:<24} {:<8} {:<8} {:<16} {:<16} {}\n",
+        "APP", "SUB", "STATE", "ATTEMPTS", "NEXT TRY", "BY", "LAST ERROR"
+    );
+    out.extend(lines);
+    out
 }
 
 /// The one record of `user` (username or sub) in `app`, and the services to act on it.

@@ -1,4 +1,5 @@
-//! `jitgate scim status`: what the IdP has pushed, and what the SCIM service refused.
+//! `jitgate scim status`: what the IdP has pushed, what the SCIM service refused, and the
+//! lifecycle queue (a leaver's app calls still to make).
 //!
 //! Reads the store only, so it works beside a running jitgate. The directory's size comes
 //! from the store; recent changes and refusals from the audit trail (reads are not audited;
@@ -8,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::store::{self, AuditEvent, Store};
-use crate::util::clock::rfc3339_ms;
+use crate::util::clock::{now_ms, rfc3339_ms};
 
 /// Audit events read to find the SCIM ones among them.
 const AUDIT_WINDOW: i64 = 5_000;
@@ -24,12 +25,15 @@ pub enum ScimCliError {
 /// `jitgate scim status [--limit N]`
 pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
     let runtime = crate::cli::operator::runtime().map_err(ScimCliError::Runtime)?;
-    let (users, groups, events) = runtime.block_on(async {
+    let (users, groups, events, jobs) = runtime.block_on(async {
         let store = store::open(&config.store_url).await?;
         let users = store.list_directory_users().await?;
         let groups = store.list_directory_groups().await?;
         let events = store.recent_audit(AUDIT_WINDOW).await?;
-        Ok::<_, ScimCliError>((users, groups, events))
+        let jobs = store
+            .list_lifecycle_jobs(&["pending", "running", "failed"], 100_000)
+            .await?;
+        Ok::<_, ScimCliError>((users, groups, events, jobs))
     })?;
     let active = users.iter().filter(|u| u.active).count();
     let mut out = match &config.scim {
@@ -41,11 +45,12 @@ pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
         None => "SCIM service: off (no scim: section in the config)\n".to_string(),
     };
     out.push_str(&format!(
-        "directory: {} users ({active} active, {} inactive), {} groups\n\n",
+        "directory: {} users ({active} active, {} inactive), {} groups\n",
         users.len(),
         users.len() - active,
         groups.len()
     ));
+    out.push_str(&queue_line(&jobs));
     let scim_events: Vec<&AuditEvent> = events
         .iter()
         .filter(|e| e.kind.starts_with("directory_") || e.kind == "scim_refused")
@@ -71,6 +76,24 @@ pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
         ));
     }
     Ok(out)
+}
+
+/// The lifecycle queue in one line: what waits, since when, and what was given up.
+fn queue_line(jobs: &[crate::store::LifecycleJob]) -> String {
+    let count = |state: &str| jobs.iter().filter(|j| j.state == state).count();
+    let oldest = jobs
+        .iter()
+        .filter(|j| j.state != "failed")
+        .map(|j| j.created_at_ms)
+        .min()
+        .map(|at| format!(", oldest waiting {} s", (now_ms() - at).max(0) / 1000))
+        .unwrap_or_default();
+    format!(
+        "lifecycle queue: {} pending, {} running, {} failed{oldest}\n\n",
+        count("pending"),
+        count("running"),
+        count("failed")
+    )
 }
 
 /// The resource an event is about (its name and id), or why a request was refused.

@@ -93,6 +93,7 @@ pub fn status(denial: &Denial) -> u16 {
         Denial::LoginRequired => 401,
         Denial::Forbidden { .. }
         | Denial::AccountDeactivated { .. }
+        | Denial::DirectoryRemoved
         | Denial::ElevationRequired { .. }
         | Denial::FormExpired => 403,
         Denial::GrantRefused { why, .. } => match why {
@@ -135,6 +136,7 @@ pub fn kind(denial: &Denial) -> &'static str {
         Denial::AccountPending { .. } => "account_pending",
         Denial::AccountRefused { .. } => "account_refused",
         Denial::AccountDeactivated { .. } => "account_deactivated",
+        Denial::DirectoryRemoved => "directory_removed",
         Denial::ElevationRequired { .. } => "elevation_required",
         Denial::GrantRefused { .. } => "grant_refused",
         Denial::FormExpired => "form_expired",
@@ -251,6 +253,13 @@ pub fn answer(denial: &Denial, request_id: &str, format: Format) -> Answer {
         Denial::AccountDeactivated { app } => (
             "Account deactivated",
             format!("Your account on {app} was deactivated. Ask an administrator if you need it back."),
+        ),
+        Denial::DirectoryRemoved => (
+            "Access removed",
+            "Your access was removed by your organisation's directory. You are still signed in \
+             at your identity provider, but jitgate no longer lets you through. If you think \
+             this is a mistake, contact your IT team and give them the request id below."
+                .to_string(),
         ),
         Denial::ElevationRequired { app, grant_type } => (
             "Elevated access required",

@@ -49,6 +49,9 @@ pub enum Denial {
     AccountRefused {
         app: String,
     },
+    /// The company directory removed the user's access (a leaver), though the IdP still
+    /// signs them in.
+    DirectoryRemoved,
     /// The user's account in the app was deactivated by an operator.
     AccountDeactivated {
         app: String,

@@ -20,11 +20,12 @@ use serde_json::json;
 
 use super::{query_param, OwnRequest, Reply, PREFIX};
 use crate::auth::identity::Identity;
-use crate::auth::oidc::OidcError;
+use crate::auth::oidc::{LoginResult, OidcError};
 use crate::auth::session::cookie::{self, CookieValue};
 use crate::auth::session::{ActiveSession, SessionError};
 use crate::endpoints::denial::Denial;
 use crate::gate::Gate;
+use crate::lifecycle::directory::sign_in::SignIn;
 use crate::store::{Handoff, LoginTransaction, SessionRecord};
 use crate::telemetry::audit::{detail, AuditKind, Subject};
 use crate::util::clock::now_secs;
@@ -235,6 +236,29 @@ fn login_failed(gate: &Gate, req: &OwnRequest<'_>, why: &'static str) -> Denial 
     Denial::LoginFailed(why)
 }
 
+/// The directory's say (when SCIM is on): someone it removed is refused, with the reason.
+async fn directory_allows(
+    gate: &Gate,
+    req: &OwnRequest<'_>,
+    login: &LoginResult,
+) -> Result<(), Denial> {
+    let (Some(directory), Some(scim)) = (&gate.directory, &gate.config.scim) else {
+        return Ok(());
+    };
+    let link = match scim.link.claim.as_str() {
+        "sub" => Some(login.sub.as_str()),
+        claim => login.claims.get(claim).and_then(|v| v.as_str()),
+    };
+    match directory.sign_in(&login.iss, &login.sub, link).await {
+        Ok(SignIn::Allowed) => Ok(()),
+        Ok(SignIn::Removed) => {
+            login_failed(gate, req, "the directory removed this user's access");
+            Err(Denial::DirectoryRemoved)
+        }
+        Err(e) => Err(store_down(e)),
+    }
+}
+
 pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
     let state = query_param(req.query, "state")
         .filter(|s| !s.is_empty() && s.len() <= 512)
@@ -280,6 +304,7 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
                 failed("the identity provider's answer did not pass validation")
             }
         })?;
+    directory_allows(gate, req, &login).await?;
     let settings = gate.oidc.settings();
     let identity = Identity::from_claims(
         login.iss.clone(),

@@ -7,9 +7,10 @@
 //! GET, PUT, PATCH, DELETE  Users/{id} | Groups/{id}    (attributes, excludedAttributes)
 //! ```
 //! The bearer token is checked before the body is read ([`authenticate`]): a wrong or
-//! missing one gets 401 with `WWW-Authenticate: Bearer`, and an address that failed
-//! [`SCIM_FAILURES_PER_MINUTE`] times is refused (429) for the rest of the minute, even with
-//! the right token. Tokens are compared as SHA-256 digests in constant time; the audit
+//! missing one gets 401 with `WWW-Authenticate: Bearer`; after
+//! [`SCIM_FAILURES_PER_MINUTE`](crate::gate::SCIM_FAILURES_PER_MINUTE) failures an address (an IPv6 /64) gets 429 for its further
+//! failures until the minute is over, without an audit event each. The right token is
+//! always accepted. Tokens are compared as SHA-256 digests in constant time; the audit
 //! names a token by its place in the config (`scim token 2`), never by its value. Answers
 //! are `application/scim+json`; refusals are SCIM error bodies from the edge's one table.
 
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::{query_param, OwnRequest, Reply};
 use crate::endpoints::denial::Denial;
-use crate::gate::{Gate, SCIM_FAILURES_PER_MINUTE};
+use crate::gate::Gate;
 use crate::lifecycle::directory::discovery;
 use crate::lifecycle::directory::resource::Projection;
 use crate::lifecycle::directory::service::{Caller, ListQuery};
@@ -56,13 +57,6 @@ pub fn authenticate(
         return Err(Denial::NotFound);
     };
     let throttle = &gate.scim_failures;
-    if let Some(ip) = client {
-        if throttle.is_blocked(ip) {
-            return Err(Denial::ScimThrottled {
-                retry_after: throttle.retry_after_secs(),
-            });
-        }
-    }
     let presented = header
         .headers
         .get(http::header::AUTHORIZATION)
@@ -82,27 +76,45 @@ pub fn authenticate(
         }
         found
     });
-    match matched {
-        Some(n) => Ok(format!("scim token {n}")),
-        None => {
-            let failures = client.map(|ip| throttle.fail(ip)).unwrap_or(0);
-            let reason = if presented.is_some() {
-                "wrong token"
-            } else {
-                "no bearer token"
-            };
-            // Audited until the address is throttled; after that the refusals cost nothing.
-            if failures <= SCIM_FAILURES_PER_MINUTE {
-                gate.audit.record_in_background(
-                    AuditKind::ScimRefused,
-                    Subject {
-                        request_id: Some(request_id),
-                        ..Subject::default()
-                    },
-                    json!({ "reason": reason, "client": client.map(|ip| ip.to_string()) }),
-                );
-            }
-            Err(Denial::ScimUnauthorized)
+    if let Some(n) = matched {
+        return Ok(format!("scim token {n}"));
+    }
+    // The right token always passes: IdPs send from addresses other tenants share, and a
+    // stranger's wrong guesses there must not stop provisioning (and with it, leavers).
+    // Tokens are long enough that guessing is hopeless; the limit keeps the failures cheap.
+    let Some(address) = client.map(throttle_key) else {
+        return Err(Denial::ScimUnauthorized);
+    };
+    if throttle.is_blocked(address) {
+        return Err(Denial::ScimThrottled {
+            retry_after: throttle.retry_after_secs(),
+        });
+    }
+    throttle.fail(address);
+    let reason = if presented.is_some() {
+        "wrong token"
+    } else {
+        "no bearer token"
+    };
+    gate.audit.record_in_background(
+        AuditKind::ScimRefused,
+        Subject {
+            request_id: Some(request_id),
+            ..Subject::default()
+        },
+        json!({ "reason": reason, "client": address.to_string() }),
+    );
+    Err(Denial::ScimUnauthorized)
+}
+
+/// Whose failures count together: an IPv4 address, or an IPv6 /64 (one host can use a
+/// whole /64, and would otherwise count as billions of clients).
+fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
     }
 }
@@ -127,8 +139,11 @@ pub async fn handle(gate: &Gate, req: &OwnRequest<'_>, by: &str) -> Result<Reply
     let base = directory.base();
     let fail = |e| Denial::from_scim(&e, rid);
     let ok = |status, value: Value| scim_reply(status, projection.apply(value));
-    let resource = parts.first().map(|p| p.to_ascii_lowercase());
-    match (resource.as_deref(), &parts[1..], method) {
+    let (resource, rest) = match parts.split_first() {
+        Some((head, rest)) => (Some(head.to_ascii_lowercase()), rest),
+        None => (None, &[][..]),
+    };
+    match (resource.as_deref(), rest, method) {
         (Some("serviceproviderconfig"), [], &Method::GET) => {
             Ok(scim_reply(200, discovery::service_provider_config(base)))
         }

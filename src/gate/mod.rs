@@ -102,11 +102,12 @@ impl Gate {
             },
             policies: ArcSwap::from_pointee(policies),
             logout_replay: ReplayGuard::default(),
-            directory: config.scim.as_ref().map(|_| {
+            directory: config.scim.as_ref().map(|scim| {
                 Directory::new(
                     store.clone(),
                     Audit::new(store.clone()),
                     format!("{}{SCIM_BASE_PATH}", config.public.base),
+                    scim.link.attribute,
                 )
             }),
             scim_failures: FailureThrottle::new(SCIM_FAILURES_PER_MINUTE, Duration::from_secs(60)),

@@ -1,7 +1,8 @@
 //! Running jitgate as a process: the pingora server with its background jobs, the admin
-//! listener (health, metrics), policy reload, and graceful upgrade.
+//! listener (health, metrics), policy reload, the lifecycle queue runner, and graceful upgrade.
 
 pub mod admin;
+pub mod lifecycle_jobs;
 pub mod reload;
 pub mod server;
 pub mod upgrade;

@@ -117,8 +117,11 @@ pub async fn listen_grant_changes(gate: Arc<Gate>) {
 
 /// Where the store pushes ended sessions (PostgreSQL: logout, back-channel logout, an
 /// operator's or the directory's deactivation on any replica): drops them from the session
-/// cache at once, and every cached session whenever notifications may have been missed.
-/// Without such a feed (SQLite) cached sessions are re-read after `revalidate_after`.
+/// cache at once. When notifications may have been missed (the listening connection was
+/// lost), nothing is dropped: cached sessions are re-read after `revalidate_after` anyway,
+/// and dropping them all would turn a store outage into signing everyone out (a cached
+/// session keeps working while the store is down). Without a feed (SQLite) the same
+/// `revalidate_after` applies.
 pub async fn listen_session_changes(gate: Arc<Gate>) {
     let Some(mut changes) = gate.store.session_changes() else {
         return;
@@ -126,7 +129,9 @@ pub async fn listen_session_changes(gate: Arc<Gate>) {
     while let Some(change) = changes.recv().await {
         match change {
             SessionChange::Ended(id_hashes) => gate.sessions.forget(&id_hashes),
-            SessionChange::Missed => gate.sessions.forget_all(),
+            SessionChange::Missed => {
+                tracing::info!("session announcements may have been missed; cached sessions are re-read after revalidate_after")
+            }
         }
     }
 }

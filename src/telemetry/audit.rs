@@ -61,6 +61,12 @@ pub enum AuditKind {
     DirectoryGroupDeleted,
     /// A SCIM request without a valid token, or from an address over its failure limit.
     ScimRefused,
+    /// A leaver carried out: sessions ended, grants ended, app deactivations queued.
+    DirectoryLeaver,
+    /// A user the directory made active again: sign-in allowed, accounts set up anew.
+    DirectoryReturn,
+    /// A lifecycle job given up after its last retry.
+    LifecycleJobFailed,
 }
 
 impl AuditKind {
@@ -96,6 +102,9 @@ impl AuditKind {
             AuditKind::DirectoryGroupUpdated => "directory_group_updated",
             AuditKind::DirectoryGroupDeleted => "directory_group_deleted",
             AuditKind::ScimRefused => "scim_refused",
+            AuditKind::DirectoryLeaver => "directory_leaver",
+            AuditKind::DirectoryReturn => "directory_return",
+            AuditKind::LifecycleJobFailed => "lifecycle_job_failed",
         }
     }
 }

@@ -25,16 +25,23 @@ pub fn write_config(
     store_url: &str,
     policies: &Path,
     revalidate_after: &str,
+    scim: bool,
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("client-secret"), CLIENT_SECRET).unwrap();
+    let scim = if scim {
+        std::fs::write(dir.join("scim-token"), super::SCIM_TOKEN).unwrap();
+        "scim:\n  token_file: scim-token\n"
+    } else {
+        ""
+    };
     let config = format!(
         "listen:\n  http: 127.0.0.1:{port}\n  admin: 127.0.0.1:{}\n\
 public_base_url: http://127.0.0.1:{port}\n\
 idp:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret_file: client-secret\n  scopes: [openid, profile, email, groups]\n\
 session:\n  revalidate_after: {revalidate_after}\n\
 store:\n  url: {store_url}\n\
-policies: {}\n",
+policies: {}\n{scim}",
         free_port(),
         policies.display()
     );
@@ -199,6 +206,11 @@ impl TwoReplicas {
 
     /// Two replicas that re-read a cached session after `revalidate_after`.
     pub fn start_revalidating_after(policy: &str, revalidate_after: &str) -> Self {
+        Self::start_with(policy, revalidate_after, false)
+    }
+
+    /// [`Self::start_revalidating_after`], with the SCIM service on (token `SCIM_TOKEN`).
+    pub fn start_with(policy: &str, revalidate_after: &str, scim: bool) -> Self {
         let db = ScratchDb::create();
         let work = tempfile::tempdir().unwrap();
         let policies = work.path().join("policies");
@@ -222,6 +234,7 @@ impl TwoReplicas {
                     &db.url,
                     &policies,
                     revalidate_after,
+                    scim,
                 );
                 Replica::start(&config, *port)
             })

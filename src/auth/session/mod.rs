@@ -7,8 +7,8 @@
 //! path. An entry older than `revalidate_after` is re-read from the store, which is how a
 //! logout on another replica reaches this one when the store cannot announce it (SQLite).
 //! With PostgreSQL every ended session is announced, and `ops::reload` calls
-//! [`Sessions::forget`] (or [`Sessions::forget_all`] when announcements may have been lost) on
-//! every replica at once.
+//! [`Sessions::forget`] on every replica at once (announcements lost while the listening
+//! connection was down are covered by `revalidate_after`).
 //!
 //! When the store cannot be read, a session this replica already holds keeps working (its
 //! timeouts are still enforced from the cached entry), and for `revalidate_after` after a
@@ -362,14 +362,6 @@ impl Sessions {
             tracing::error!(error = %e, "cannot drop ended sessions from the cache; clearing it");
             self.cache.invalidate_all();
         }
-        self.near.invalidate();
-    }
-
-    /// Drops every cached session (announcements of ended sessions may have been lost): each
-    /// is read from the store again on its next use.
-    pub fn forget_all(&self) {
-        self.forgets.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate_all();
         self.near.invalidate();
     }
 

@@ -80,6 +80,7 @@ enum Literal {
 /// Parses a filter such as `userName eq "ann"` or
 /// `emails[type eq "work" and value co "@x.io"] or not (active eq true)`.
 pub fn parse(text: &str) -> Result<Filter, FilterError> {
+    check_length(text)?;
     let tree: parsed::Filter = match text.parse() {
         Ok(tree) => tree,
         Err(error) => match lift_sub_attributes(text) {
@@ -126,8 +127,23 @@ fn lift_sub_attributes(text: &str) -> Option<String> {
     )
 }
 
+/// The longest filter or PATCH path accepted. Parsing, matching and dropping a filter
+/// recurse once per `and`/`or`, so an unbounded one (a request head may be 1 MiB) could
+/// exhaust a worker's stack and take the whole process down.
+pub const MAX_FILTER_LEN: usize = 4_096;
+
+fn check_length(text: &str) -> Result<(), FilterError> {
+    if text.len() > MAX_FILTER_LEN {
+        return Err(FilterError::Syntax(format!(
+            "a filter may be at most {MAX_FILTER_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a PATCH `path`, e.g. `members[value eq "id"]` or `emails[type eq "work"].value`.
 pub fn parse_patch_path(text: &str) -> Result<PatchPath, FilterError> {
+    check_length(text)?;
     let tree: parsed::PatchPath = text.parse().map_err(syntax)?;
     Ok(match tree {
         parsed::PatchPath::Attr(path) => PatchPath::Attr(attr_path(&path)?),

@@ -1,6 +1,8 @@
 //! Directory groups: create, read, list, replace, patch (members added and removed), delete.
 //! Members must be users of the directory: an unknown id is refused, not silently dropped.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::error::ScimError;
@@ -36,15 +38,9 @@ impl Directory {
         if !written(self.store.put_directory_group(&group, None).await?, &what)? {
             return Err(ScimError::Conflict);
         }
-        let after = render_group(&group, &self.base);
-        self.record(
-            AuditKind::DirectoryGroupCreated,
-            caller,
-            &group.id,
-            &Value::Null,
-            &after,
-        )
-        .await;
+        let after = self.stored(&group).await?;
+        self.record_group(AuditKind::DirectoryGroupCreated, caller, None, &after)
+            .await;
         Ok(after)
     }
 
@@ -136,12 +132,11 @@ impl Directory {
             if !written(outcome, &what)? {
                 continue;
             }
-            let after = render_group(&next, &self.base);
-            self.record(
+            let after = self.stored(&next).await?;
+            self.record_group(
                 AuditKind::DirectoryGroupUpdated,
                 caller,
-                id,
-                &before,
+                Some(&before),
                 &after,
             )
             .await;
@@ -155,19 +150,75 @@ impl Directory {
         if !self.store.delete_directory_group(id).await? {
             return Err(not_found(id));
         }
-        self.record(
+        self.record_group(
             AuditKind::DirectoryGroupDeleted,
             caller,
-            id,
-            &before,
+            Some(&before),
             &Value::Null,
         )
         .await;
         Ok(())
     }
 
+    /// The group as the store holds it after a write (a member deleted meanwhile is not in
+    /// it), or as written if it is gone again already.
+    async fn stored(&self, written: &DirectoryGroup) -> Result<Value, ScimError> {
+        let group = self.store.get_directory_group(&written.id).await?;
+        Ok(render_group(group.as_ref().unwrap_or(written), &self.base))
+    }
+
+    /// Audits a group change. Membership is recorded as who was added and removed, not as
+    /// two copies of the whole list: IdPs send one change per member, and groups can hold
+    /// everyone in the company.
+    async fn record_group(
+        &self,
+        kind: AuditKind,
+        caller: Caller<'_>,
+        before: Option<&Value>,
+        after: &Value,
+    ) {
+        let ids = |v: Option<&Value>| -> HashSet<String> {
+            v.and_then(|v| v["members"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["value"].as_str().map(str::to_string))
+                .collect()
+        };
+        let (old, new) = (ids(before), ids(Some(after)));
+        let mut added: Vec<&String> = new.difference(&old).collect();
+        let mut removed: Vec<&String> = old.difference(&new).collect();
+        added.sort();
+        removed.sort();
+        let without_members = |v: &Value| {
+            let mut v = v.clone();
+            if let Value::Object(map) = &mut v {
+                map.remove("members");
+            }
+            v
+        };
+        let id = after["id"]
+            .as_str()
+            .or_else(|| before.and_then(|b| b["id"].as_str()))
+            .unwrap_or_default()
+            .to_string();
+        self.record_with(
+            kind,
+            caller,
+            &id,
+            &before.map(without_members).unwrap_or(Value::Null),
+            &without_members(after),
+            serde_json::json!({
+                "members_added": added,
+                "members_removed": removed,
+                "members": new.len(),
+            }),
+        )
+        .await;
+    }
+
     /// Every member not already in the group must be a user of the directory.
     async fn check_members(&self, members: &[String], already: &[String]) -> Result<(), ScimError> {
+        let already: HashSet<&String> = already.iter().collect();
         for member in members.iter().filter(|m| !already.contains(m)) {
             if self
                 .store

@@ -97,6 +97,11 @@ impl PatchRequest {
             .and_then(Value::as_array)
             .filter(|operations| !operations.is_empty())
             .ok_or_else(|| syntax("Operations must be a non-empty list"))?;
+        if operations.len() > MAX_OPERATIONS {
+            return Err(PatchError::InvalidValue(format!(
+                "at most {MAX_OPERATIONS} operations per request"
+            )));
+        }
         let operations = operations
             .iter()
             .enumerate()
@@ -111,6 +116,9 @@ impl PatchRequest {
     }
 }
 
+/// The most operations one PATCH may carry (IdPs send a handful; this bounds the work).
+pub const MAX_OPERATIONS: usize = 1_000;
+
 fn parse_operation(number: usize, operation: &Value) -> Result<PatchOperation, PatchError> {
     let operation = operation.as_object().ok_or_else(|| {
         PatchError::InvalidSyntax(format!("operation {number} is not a JSON object"))
@@ -120,6 +128,12 @@ fn parse_operation(number: usize, operation: &Value) -> Result<PatchOperation, P
         .unwrap_or("");
     let path = match get_ci(operation, "path") {
         None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.len() > super::filter::MAX_FILTER_LEN => {
+            return Err(PatchError::InvalidPath {
+                path: text.chars().take(64).collect(),
+                reason: format!("longer than {} bytes", super::filter::MAX_FILTER_LEN),
+            })
+        }
         Some(Value::String(text)) => {
             Some(
                 parse_patch_path(text).map_err(|error| PatchError::InvalidPath {

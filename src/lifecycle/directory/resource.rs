@@ -42,8 +42,11 @@ pub struct GroupParts {
     pub members: Vec<String>,
 }
 
-/// Checks and normalises a User body (POST, PUT, or the result of a PATCH).
-pub fn user_parts(body: &Value) -> Result<UserParts, ScimError> {
+/// Checks and normalises a User body (POST, PUT, or the result of a PATCH). A body without
+/// `active` keeps `active_if_absent`: true on create, the stored value otherwise, so that
+/// leaving the attribute out (or removing it) never brings a leaver back. The resource
+/// shows `active` only as the IdP last sent it.
+pub fn user_parts(body: &Value, active_if_absent: bool) -> Result<UserParts, ScimError> {
     let object = body
         .as_object()
         .ok_or_else(|| ScimError::invalid("invalidSyntax", "a User must be a JSON object"))?;
@@ -72,7 +75,7 @@ pub fn user_parts(body: &Value) -> Result<UserParts, ScimError> {
         .and_then(Value::as_str)
         .map(str::to_string);
     let active = match resource.get("active") {
-        None => true,
+        None => active_if_absent,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ScimError::invalid_value("active must be a boolean")),
     };
@@ -320,12 +323,10 @@ pub fn render_group(group: &DirectoryGroup, base: &str) -> Value {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
-    let display_of = |id: &str| {
-        displays
-            .iter()
-            .find(|m| m["value"].as_str() == Some(id))
-            .map(|m| m["display"].clone())
-    };
+    let display_of: std::collections::HashMap<&str, &Value> = displays
+        .iter()
+        .filter_map(|m| Some((m["value"].as_str()?, &m["display"])))
+        .collect();
     out.insert("schemas".into(), json!([GROUP_URN]));
     out.insert("id".into(), json!(group.id));
     out.insert("displayName".into(), json!(group.display_name));
@@ -335,8 +336,8 @@ pub fn render_group(group: &DirectoryGroup, base: &str) -> Value {
         .map(|id| {
             let mut member =
                 json!({ "value": id, "$ref": format!("{base}/Users/{id}"), "type": "User" });
-            if let Some(display) = display_of(id) {
-                member["display"] = display;
+            if let Some(display) = display_of.get(id.as_str()) {
+                member["display"] = (*display).clone();
             }
             member
         })
@@ -428,19 +429,22 @@ mod tests {
 
     #[test]
     fn bodies_are_normalised_to_what_is_stored() {
-        let parts = user_parts(&json!({
-            "schemas": [USER_URN, ENTERPRISE_URN],
-            "id": "client-chosen",
-            "USERNAME": "ann@contoso.com",
-            "Active": "False",
-            "password": "secret-1!",
-            "favouriteColour": "green",
-            "groups": [{ "value": "g1" }],
-            "meta": { "resourceType": "User" },
-            "emails": { "value": "ann@contoso.com", "Primary": "True", "type": "work" },
-            "name": { "GivenName": "Ann", "familyname": null },
-            ENTERPRISE_URN: { "manager": "boss-id", "Department": "Sales" }
-        }))
+        let parts = user_parts(
+            &json!({
+                "schemas": [USER_URN, ENTERPRISE_URN],
+                "id": "client-chosen",
+                "USERNAME": "ann@contoso.com",
+                "Active": "False",
+                "password": "secret-1!",
+                "favouriteColour": "green",
+                "groups": [{ "value": "g1" }],
+                "meta": { "resourceType": "User" },
+                "emails": { "value": "ann@contoso.com", "Primary": "True", "type": "work" },
+                "name": { "GivenName": "Ann", "familyname": null },
+                ENTERPRISE_URN: { "manager": "boss-id", "Department": "Sales" }
+            }),
+            true,
+        )
         .unwrap();
         assert_eq!(parts.user_name, "ann@contoso.com");
         assert!(!parts.active);
@@ -457,6 +461,15 @@ mod tests {
     }
 
     #[test]
+    fn a_body_without_active_keeps_what_was_stored() {
+        let body = json!({ "userName": "a" });
+        assert!(user_parts(&body, true).unwrap().active);
+        assert!(!user_parts(&body, false).unwrap().active);
+        let explicit = json!({ "userName": "a", "active": true });
+        assert!(user_parts(&explicit, false).unwrap().active);
+    }
+
+    #[test]
     fn wrong_types_and_missing_names_are_invalid_values() {
         for body in [
             json!({ "active": true }),
@@ -465,11 +478,11 @@ mod tests {
             json!({ "userName": "a", "name": "Ann" }),
             json!({ "userName": ["a"] }),
         ] {
-            let e = user_parts(&body).unwrap_err();
+            let e = user_parts(&body, true).unwrap_err();
             assert_eq!(e.scim_type(), Some("invalidValue"), "{body}");
         }
         assert_eq!(
-            user_parts(&json!(["a"])).unwrap_err().scim_type(),
+            user_parts(&json!(["a"]), true).unwrap_err().scim_type(),
             Some("invalidSyntax")
         );
         let nested = json!({ "displayName": "g", "members": [{ "value": "x", "type": "Group" }] });

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use super::error::ScimError;
 use super::filter::{self, Filter};
 use super::resource::LIST_URN;
-use crate::store::{DirectoryWrite, Store};
+use crate::config::LinkAttribute;
+use crate::store::{DirectoryUser, DirectoryWrite, LifecycleJob, Store};
 use crate::telemetry::audit::{Audit, AuditKind, Subject};
 
 /// How often a write that lost a race is redone before the client gets a 409.
@@ -30,6 +31,8 @@ pub struct Directory {
     audit: Audit,
     /// Absolute URL of the SCIM base, e.g. `https://auth.example.com/.jitgate/scim/v2`.
     pub(super) base: String,
+    /// Which attribute of a directory user a signed-in identity's link claim names.
+    pub(super) link: LinkAttribute,
 }
 
 /// Who made a request: the token's label (never the token) and the request id.
@@ -79,8 +82,50 @@ impl ListQuery {
 }
 
 impl Directory {
-    pub fn new(store: Arc<dyn Store>, audit: Audit, base: String) -> Self {
-        Self { store, audit, base }
+    pub fn new(store: Arc<dyn Store>, audit: Audit, base: String, link: LinkAttribute) -> Self {
+        Self {
+            store,
+            audit,
+            base,
+            link,
+        }
+    }
+
+    /// The value signed-in identities link to this user by, if the user has one.
+    pub(super) fn link_value<'u>(&self, user: &'u DirectoryUser) -> Option<&'u str> {
+        match self.link {
+            LinkAttribute::ExternalId => user.external_id.as_deref(),
+            LinkAttribute::UserName => Some(&user.user_name),
+            LinkAttribute::Id => Some(&user.id),
+        }
+    }
+
+    /// The lifecycle effects of a change from `before` to `after` (`None`: deleted): a
+    /// leaver when an active user becomes inactive or goes, a return when an inactive one
+    /// becomes active again. Written with the change, in one transaction.
+    /// A user created active may be one deleted before: that is a return too.
+    pub(super) fn effects_of(
+        &self,
+        caller: Caller<'_>,
+        before: Option<&DirectoryUser>,
+        after: Option<&DirectoryUser>,
+    ) -> Result<Vec<LifecycleJob>, ScimError> {
+        let (kind, reason) = match (before.map(|u| u.active), after.map(|u| u.active)) {
+            (Some(true), Some(false)) => ("leaver", "the directory set the user inactive"),
+            (Some(true), None) => ("leaver", "the directory deleted the user"),
+            (Some(false), Some(true)) => ("return", "the directory set the user active again"),
+            (None, Some(true)) => ("return", "the directory created the user"),
+            _ => return Ok(Vec::new()),
+        };
+        // The link as it was: a leaver is found by the value their sign-ins recorded.
+        let Some(before) = before.or(after) else {
+            return Ok(Vec::new());
+        };
+        let Some(link) = self.link_value(before) else {
+            return Ok(Vec::new());
+        };
+        let subject = json!({ "user": before.id, "userName": before.user_name, "link": link });
+        Ok(vec![super::effects::job(kind, subject, caller.by, reason)?])
     }
 
     pub fn base(&self) -> &str {
@@ -96,16 +141,33 @@ impl Directory {
         before: &Value,
         after: &Value,
     ) {
+        self.record_with(kind, caller, id, before, after, Value::Null)
+            .await
+    }
+
+    /// [`Self::record`] with more fields (an object) in the event's detail.
+    pub(super) async fn record_with(
+        &self,
+        kind: AuditKind,
+        caller: Caller<'_>,
+        id: &str,
+        before: &Value,
+        after: &Value,
+        more: Value,
+    ) {
         let subject = Subject {
             request_id: Some(caller.request_id),
             ..Subject::default()
         };
-        let detail = json!({
+        let mut detail = json!({
             "by": caller.by,
             "id": id,
             "before": before,
             "after": after,
         });
+        if let (Value::Object(detail), Value::Object(more)) = (&mut detail, more) {
+            detail.extend(more);
+        }
         self.audit.record(kind, subject, detail).await;
     }
 }

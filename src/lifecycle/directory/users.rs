@@ -24,7 +24,7 @@ pub(super) fn patch_error(e: patch::PatchError) -> ScimError {
 
 impl Directory {
     pub async fn create_user(&self, caller: Caller<'_>, body: &Value) -> Result<Value, ScimError> {
-        let parts = user_parts(body)?;
+        let parts = user_parts(body, true)?;
         let now = now_ms();
         let user = DirectoryUser {
             id: uuid()?,
@@ -37,8 +37,23 @@ impl Directory {
             updated_at_ms: now,
         };
         let what = format!("userName `{}` (or its externalId)", user.user_name);
+        // Created again after a DELETE: the identities it left behind come back.
+        let returning = match self.link_value(&user) {
+            Some(link) if user.active => self
+                .store
+                .identities_linked_to(link)
+                .await?
+                .iter()
+                .any(|l| l.removed_at_ms.is_some()),
+            _ => false,
+        };
+        let effects = if returning {
+            self.effects_of(caller, None, Some(&user))?
+        } else {
+            Vec::new()
+        };
         if !written(
-            self.store.put_directory_user(&user, None, &[]).await?,
+            self.store.put_directory_user(&user, None, &effects).await?,
             &what,
         )? {
             return Err(ScimError::Conflict);
@@ -79,7 +94,15 @@ impl Directory {
                 .collect(),
             None => self.store.list_directory_users().await?,
         };
-        let groups = self.store.list_directory_groups().await?;
+        // One user (the fast path) needs only their groups; a whole list needs them all.
+        let groups = match (
+            users.as_slice(),
+            filter.as_ref().and_then(|f| f.user_name_eq()),
+        ) {
+            ([user], Some(_)) => self.store.groups_of_directory_user(&user.id).await?,
+            ([], Some(_)) => Vec::new(),
+            _ => self.store.list_directory_groups().await?,
+        };
         let mut groups_of: HashMap<&str, Vec<&DirectoryGroup>> = HashMap::new();
         for group in &groups {
             for member in &group.members {
@@ -104,8 +127,8 @@ impl Directory {
         id: &str,
         body: &Value,
     ) -> Result<Value, ScimError> {
-        let parts = user_parts(body)?;
-        self.write_user(caller, id, |_| Ok(parts.clone())).await
+        self.write_user(caller, id, |_, active| user_parts(body, active))
+            .await
     }
 
     /// PATCH: the operations apply to the current user as a whole, or not at all.
@@ -116,9 +139,9 @@ impl Directory {
         body: &Value,
     ) -> Result<Value, ScimError> {
         let request = PatchRequest::from_json(body).map_err(patch_error)?;
-        self.write_user(caller, id, |current| {
+        self.write_user(caller, id, |current, active| {
             let patched = patch::apply(current, &request).map_err(patch_error)?;
-            user_parts(&patched)
+            user_parts(&patched, active)
         })
         .await
     }
@@ -127,7 +150,7 @@ impl Directory {
         &self,
         caller: Caller<'_>,
         id: &str,
-        change: impl Fn(&Value) -> Result<UserParts, ScimError>,
+        change: impl Fn(&Value, bool) -> Result<UserParts, ScimError>,
     ) -> Result<Value, ScimError> {
         for _ in 0..WRITE_ATTEMPTS {
             let current = self
@@ -138,7 +161,7 @@ impl Directory {
             let groups = self.store.groups_of_directory_user(id).await?;
             let groups: Vec<&DirectoryGroup> = groups.iter().collect();
             let before = render_user(&current, &groups, &self.base);
-            let parts = change(&before)?;
+            let parts = change(&before, current.active)?;
             let resource = Value::Object(parts.resource).to_string();
             let unchanged = parts.user_name == current.user_name
                 && parts.external_id == current.external_id
@@ -160,9 +183,10 @@ impl Directory {
                 updated_at_ms: now_ms().max(current.updated_at_ms),
             };
             let what = format!("userName `{}` (or its externalId)", next.user_name);
+            let effects = self.effects_of(caller, Some(&current), Some(&next))?;
             let outcome = self
                 .store
-                .put_directory_user(&next, Some(current.version), &[])
+                .put_directory_user(&next, Some(current.version), &effects)
                 .await?;
             if !written(outcome, &what)? {
                 continue;
@@ -175,10 +199,20 @@ impl Directory {
         Err(ScimError::Conflict)
     }
 
-    /// DELETE: the user and their group memberships are gone.
+    /// DELETE: the user and their group memberships are gone; an active user is a leaver.
     pub async fn delete_user(&self, caller: Caller<'_>, id: &str) -> Result<(), ScimError> {
+        let current = self
+            .store
+            .get_directory_user(DirectoryKey::Id(id))
+            .await?
+            .ok_or_else(|| not_found(id))?;
         let before = self.get_user(id).await?;
-        if !self.store.delete_directory_user(id, now_ms(), &[]).await? {
+        let effects = self.effects_of(caller, Some(&current), None)?;
+        if !self
+            .store
+            .delete_directory_user(id, now_ms(), &effects)
+            .await?
+        {
             return Err(not_found(id));
         }
         self.record(

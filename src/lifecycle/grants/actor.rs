@@ -37,6 +37,17 @@ impl Actor {
         }
     }
 
+    /// The company directory, acting for a leaver: `by` names what told it (a SCIM token).
+    pub fn directory(by: &str) -> Self {
+        Self {
+            iss: "jitgate:directory".into(),
+            sub: by.into(),
+            username: format!("directory:{by}"),
+            groups: Vec::new(),
+            operator: true,
+        }
+    }
+
     pub(super) fn in_any(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))
     }

@@ -468,15 +468,16 @@ async fn sqlite_store_keeps_the_contract() {
     assert!(again.get_session("fresh").await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn postgres_store_keeps_the_contract() {
+/// A new, empty PostgreSQL database named `{prefix}_…`: its URL, the admin connection and
+/// its name (for dropping it).
+pub(super) async fn scratch_postgres(prefix: &str) -> (String, sqlx::PgConnection, String) {
     let admin_url = std::env::var("JITGATE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
     let suffix = crate::util::random::token()
         .unwrap()
         .to_ascii_lowercase()
         .replace(['-', '_'], "");
-    let name = format!("jitgate_test_{}", &suffix[..16]);
+    let name = format!("{prefix}_{}", &suffix[..16]);
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
         .expect("PostgreSQL must run on 127.0.0.1:5432 (see README, Testing)");
@@ -488,7 +489,13 @@ async fn postgres_store_keeps_the_contract() {
         .rsplit_once('/')
         .map(|(b, _)| b)
         .unwrap_or(&admin_url);
-    let store = std::sync::Arc::new(open(&format!("{base}/{name}")).await.unwrap());
+    (format!("{base}/{name}"), admin, name)
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_the_contract() {
+    let (url, mut admin, name) = scratch_postgres("jitgate_test").await;
+    let store = std::sync::Arc::new(open(&url).await.unwrap());
     story(store.as_ref()).await;
     single_use_under_race(store.clone()).await;
     accounts_story(store.as_ref()).await;

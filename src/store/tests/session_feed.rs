@@ -3,7 +3,6 @@
 
 use super::super::*;
 use super::session;
-use sqlx::Connection;
 use tokio::sync::mpsc::Receiver;
 
 /// The next announcement, waiting at most a few seconds for it.
@@ -27,25 +26,8 @@ fn ended(hashes: &[&str]) -> SessionChange {
 
 #[tokio::test]
 async fn postgres_announces_the_hashes_of_every_deleted_session() {
-    let admin_url = std::env::var("JITGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let suffix = crate::util::random::token()
-        .unwrap()
-        .to_ascii_lowercase()
-        .replace(['-', '_'], "");
-    let name = format!("jitgate_feed_{}", &suffix[..16]);
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL must run on 127.0.0.1:5432 (see README, Testing)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(&admin_url);
-    let store = open(&format!("{base}/{name}")).await.unwrap();
+    let (url, mut admin, name) = super::scratch_postgres("jitgate_feed").await;
+    let store = open(&url).await.unwrap();
     let mut feed = store
         .session_changes()
         .expect("PostgreSQL announces ended sessions");

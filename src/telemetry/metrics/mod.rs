@@ -52,6 +52,12 @@ pub struct Metrics {
     pub provisioning_errors: IntCounterVec,
     /// Requests to the SCIM service by method and answer status.
     pub scim_requests: IntCounterVec,
+    /// Lifecycle jobs waiting or running (a leaver's app calls, say).
+    pub lifecycle_queue_depth: IntGauge,
+    /// Age of the oldest lifecycle job still waiting or running, in seconds (0 when none).
+    pub lifecycle_oldest_seconds: IntGauge,
+    /// Lifecycle jobs given up after their last retry.
+    pub lifecycle_failed: IntGauge,
 }
 
 impl Metrics {
@@ -109,6 +115,19 @@ impl Metrics {
             &["method", "status"],
         )?;
         registry.register(Box::new(scim_requests.clone()))?;
+        let lifecycle_queue_depth =
+            IntGauge::new("lifecycle_queue_depth", "Lifecycle jobs waiting or running")?;
+        let lifecycle_oldest_seconds = IntGauge::new(
+            "lifecycle_oldest_pending_seconds",
+            "Age of the oldest lifecycle job waiting or running",
+        )?;
+        let lifecycle_failed = IntGauge::new(
+            "lifecycle_failed_jobs",
+            "Lifecycle jobs given up after their last retry",
+        )?;
+        registry.register(Box::new(lifecycle_queue_depth.clone()))?;
+        registry.register(Box::new(lifecycle_oldest_seconds.clone()))?;
+        registry.register(Box::new(lifecycle_failed.clone()))?;
         registry.register(Box::new(provisioning_calls.clone()))?;
         registry.register(Box::new(provisioning_seconds.clone()))?;
         registry.register(Box::new(provisioning_errors.clone()))?;
@@ -133,6 +152,9 @@ impl Metrics {
             provisioning_seconds,
             provisioning_errors,
             scim_requests,
+            lifecycle_queue_depth,
+            lifecycle_oldest_seconds,
+            lifecycle_failed,
         })
     }
 

@@ -212,37 +212,34 @@ pub(super) fn remove(
 }
 
 /// Removes the elements a value path selects, or their sub-attribute. Selecting nothing is
-/// `noTarget` (RFC 7644 §3.5.2.2).
+/// not an error: IdPs retry a removal whose answer they lost (Okta's
+/// `members[value eq "id"]` after a timeout, or after the user was deleted), and the state
+/// they ask for holds. A malformed path is still refused.
 pub(super) fn remove_elements(
     resource: &mut Value,
     value_path: &ValuePath,
 ) -> Result<(), PatchError> {
     let name = checked_value_path(value_path)?;
-    let no_target = || PatchError::NoTarget(format!("no element of {name} matches the filter"));
-    let container = container(resource, &value_path.attr, false)?.ok_or_else(no_target)?;
-    let key = key_ci(container, name).ok_or_else(no_target)?;
-    let Some(Value::Array(elements)) = container.get_mut(&key) else {
-        return Err(no_target());
+    let Some(container) = container(resource, &value_path.attr, false)? else {
+        return Ok(());
     };
-    let before = elements.len();
-    let mut removed = false;
+    let Some(key) = key_ci(container, name) else {
+        return Ok(());
+    };
+    let Some(Value::Array(elements)) = container.get_mut(&key) else {
+        return Ok(());
+    };
     match &value_path.sub_attr {
-        None => {
-            elements.retain(|e| !value_path.element_matches(e));
-            removed = elements.len() < before;
-        }
+        None => elements.retain(|e| !value_path.element_matches(e)),
         Some(sub) => {
             for element in elements.iter_mut() {
                 if value_path.element_matches(element) {
                     if let Value::Object(element) = element {
-                        removed |= unset(element, sub);
+                        unset(element, sub);
                     }
                 }
             }
         }
-    }
-    if !removed {
-        return Err(no_target());
     }
     drop_if_empty(container, &key);
     Ok(())

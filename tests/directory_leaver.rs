@@ -1,0 +1,342 @@
+//! A leaver pushed over SCIM, end to end: the IdP sets the user inactive (or deletes them),
+//! and jitgate ends their sessions, grants and app accounts within the time budgets (edge
+//! 1 s, app 5 s, measured here), refuses their next sign-in with a clear page although the
+//! IdP still signs them in, and lets them back when the directory does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+use support::legacy_app::LegacyApp;
+use support::process::TwoReplicas;
+use support::{sign_in, Jitgate, Options, ALICE, BOB, SCIM_TOKEN};
+
+const TOKEN: &str = "legacy-admin-token-7d1e4a";
+
+const POLICY: &str = r#"
+app: wiki
+hosts: [wiki.example.test]
+upstream: {ORIGIN}
+identity:
+  headers:
+    X-Forwarded-User: preferred_username
+roles:
+  engineering: editor
+  support: viewer
+provisioning:
+  api: {API}
+  auth: { bearer: { file: {TOKEN_FILE} } }
+  timeout: 1s
+  retries: 1
+  lookup:
+    method: GET
+    url: /users?username={{ user.username }}
+    account_id: /0/id
+  create:
+    method: POST
+    url: /users
+    body:
+      username: "{{ user.username }}"
+      role: "{{ role | default('viewer') }}"
+    account_id: /id
+  update:
+    method: PUT
+    url: /users/{{ account.id }}
+    body:
+      role: "{{ role | default('viewer') }}"
+      active: true
+  deactivate:
+    method: DELETE
+    url: /users/{{ account.id }}
+grants:
+  wiki-admin:
+    max_duration: 1h
+    requesters: { groups: [engineering, support] }
+    approval:
+      auto: { groups: [engineering] }
+      approvers: { groups: [engineering] }
+routes:
+  - path: /admin/**
+    allow: { groups: [engineering] }
+    elevate: wiki-admin
+  - path: /**
+    allow: { groups: [engineering, support] }
+"#;
+
+struct Setup {
+    app: LegacyApp,
+    jg: Jitgate,
+    _token_dir: tempfile::TempDir,
+}
+
+/// The stand-in app, and the policy for it (with its token file in the returned dir).
+fn app_and_policy() -> (LegacyApp, String, tempfile::TempDir) {
+    let app = LegacyApp::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("wiki-token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let policy = POLICY
+        .replace("{ORIGIN}", &app.origin())
+        .replace("{API}", &app.api())
+        .replace("{TOKEN_FILE}", &token_file.display().to_string());
+    (app, policy, dir)
+}
+
+fn setup() -> Setup {
+    let (app, policy, dir) = app_and_policy();
+    let jg = Jitgate::start(Options {
+        policy: Some(policy),
+        scim: true,
+        ..Options::default()
+    });
+    Setup {
+        app,
+        jg,
+        _token_dir: dir,
+    }
+}
+
+fn scim(jg: &Jitgate, method: &str, path: &str, body: Value) -> Value {
+    scim_at(&jg.auth_url("/.jitgate/scim/v2"), method, path, body)
+}
+
+fn scim_at(base: &str, method: &str, path: &str, body: Value) -> Value {
+    let resp = Client::new()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .bearer_auth(SCIM_TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    assert!(status < 300, "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A directory user whose externalId is the test user's `sub` (the default link).
+fn push_user(jg: &Jitgate, user: &support::TestUser) -> String {
+    push_user_at(&jg.auth_url("/.jitgate/scim/v2"), user)
+}
+
+fn push_user_at(base: &str, user: &support::TestUser) -> String {
+    let created = scim_at(
+        base,
+        "POST",
+        "/Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("{}@example.test", user.login),
+            "externalId": user.sub,
+            "active": true
+        }),
+    );
+    created["id"].as_str().unwrap().to_string()
+}
+
+fn deactivate_patch() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "value": { "active": false } }]
+    })
+}
+
+/// Polls `done` every 20 ms for up to `limit`; returns how long it took.
+fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn app_account_active(app: &LegacyApp, username: &str) -> Option<bool> {
+    app.state
+        .accounts()
+        .iter()
+        .find(|a| a.username == username)
+        .map(|a| a.active)
+}
+
+#[test]
+fn a_leaver_loses_the_edge_within_1s_and_the_app_account_within_5s() {
+    let s = setup();
+    let alice_id = push_user(&s.jg, &ALICE);
+    push_user(&s.jg, &BOB);
+    let alice = s.jg.browser();
+    let bob = s.jg.browser();
+    assert_eq!(
+        sign_in(&alice, &s.jg.app_url("/home"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        sign_in(&bob, &s.jg.app_url("/home"), &BOB)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(app_account_active(&s.app, "alice"), Some(true));
+    // An active grant (engineering is auto-approved) and alice in the admin pages.
+    let grant = alice.post_json(
+        &s.jg.app_url("/.jitgate/api/grants"),
+        &json!({ "type": "wiki-admin", "purpose": "INC-1", "duration": "30m" }),
+    );
+    assert_eq!(grant.status, 201, "{}", grant.body);
+    assert_eq!(alice.get(&s.jg.app_url("/admin/x")).status, 200);
+
+    let started = Instant::now();
+    scim(
+        &s.jg,
+        "PATCH",
+        &format!("/Users/{alice_id}"),
+        deactivate_patch(),
+    );
+    let edge = within(Duration::from_secs(1), "the edge refuses alice", || {
+        alice.get(&s.jg.app_url("/home")).status != 200
+    });
+    let app = within(Duration::from_secs(5), "the app deactivates alice", || {
+        app_account_active(&s.app, "alice") == Some(false)
+    });
+    println!(
+        "leaver: edge {} ms, app {} ms after the PATCH returned (PATCH took {} ms)",
+        edge.as_millis(),
+        app.as_millis(),
+        (started.elapsed() - edge.max(app)).as_millis()
+    );
+    // Bob is untouched.
+    assert_eq!(bob.get(&s.jg.app_url("/home")).status, 200);
+    assert_eq!(app_account_active(&s.app, "bob"), Some(true));
+
+    // The grant was revoked, and the next sign-in is refused though the IdP signs her in.
+    let store = s.jg.gate().store.clone();
+    let grants =
+        s.jg.block_on(async move { store.list_grants(Some("wiki"), None).await })
+            .unwrap();
+    assert_eq!(grants[0].status, "revoked");
+    assert!(grants[0]
+        .ended_by
+        .as_deref()
+        .unwrap_or("")
+        .contains("directory"));
+    // Her IdP session is still alive: the IdP signs her in without a form.
+    let again = alice.follow(&s.jg.app_url("/home"));
+    let last = again.last().unwrap();
+    assert_eq!(last.status, 403, "{}", last.body);
+    assert!(
+        last.body.contains("removed by your organisation"),
+        "{}",
+        last.body
+    );
+    for kind in [
+        "directory_leaver",
+        "account_deactivated",
+        "grant_revoked",
+        "login_failed",
+    ] {
+        assert!(s.jg.has_audit(kind), "no {kind} event");
+    }
+    let store = s.jg.gate().store.clone();
+    let jobs =
+        s.jg.block_on(async move { store.list_lifecycle_jobs(&[], 10).await })
+            .unwrap();
+    assert!(jobs.iter().all(|j| j.state == "done"), "{jobs:?}");
+    assert!(jobs
+        .iter()
+        .any(|j| j.kind == "deactivate_account" && j.by == "scim token 1"));
+
+    // The directory lets her back: sign-in works, and the app account is set up again.
+    scim(
+        &s.jg,
+        "PATCH",
+        &format!("/Users/{alice_id}"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "path": "active", "value": true }]
+        }),
+    );
+    within(Duration::from_secs(5), "alice signs in again", || {
+        let fresh = s.jg.browser();
+        sign_in_status(&fresh, &s.jg, &ALICE) == 200
+    });
+    assert!(s.jg.has_audit("directory_return"));
+}
+
+fn sign_in_status(browser: &support::Browser, jg: &Jitgate, user: &support::TestUser) -> u16 {
+    browser
+        .login(&jg.app_url("/home"), user)
+        .last()
+        .map(|p| p.status)
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_deleted_user_is_refused_at_sign_in_and_their_sessions_end() {
+    let s = setup();
+    let alice_id = push_user(&s.jg, &ALICE);
+    let alice = s.jg.browser();
+    assert_eq!(
+        sign_in(&alice, &s.jg.app_url("/home"), &ALICE)
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
+    let resp = Client::new()
+        .delete(s.jg.auth_url(&format!("/.jitgate/scim/v2/Users/{alice_id}")))
+        .bearer_auth(SCIM_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    within(Duration::from_secs(1), "the edge refuses alice", || {
+        alice.get(&s.jg.app_url("/home")).status != 200
+    });
+    assert_eq!(sign_in_status(&s.jg.browser(), &s.jg, &ALICE), 403);
+    within(Duration::from_secs(5), "the app deactivates alice", || {
+        app_account_active(&s.app, "alice") == Some(false)
+    });
+}
+
+#[test]
+fn a_leaver_is_refused_by_every_replica_within_1s() {
+    let (_app, policy, _dir) = app_and_policy();
+    // Replicas trust a cached session for a minute: only the store's feed can explain 1 s.
+    let pair = TwoReplicas::start_with(&policy, "60s", true);
+    let base = format!(
+        "http://127.0.0.1:{}/.jitgate/scim/v2",
+        pair.replicas[0].port
+    );
+    let alice_id = push_user_at(&base, &ALICE);
+    for (i, browser) in pair.browsers.iter().enumerate() {
+        let chain = sign_in(browser, &pair.url(i, "/home"), &ALICE);
+        assert_eq!(chain.last().unwrap().status, 200);
+    }
+    scim_at(
+        &base,
+        "PATCH",
+        &format!("/Users/{alice_id}"),
+        deactivate_patch(),
+    );
+    let patched = Instant::now();
+    for (i, browser) in pair.browsers.iter().enumerate() {
+        within(Duration::from_secs(1), "a replica refuses alice", || {
+            browser.get(&pair.url(i, "/home")).status != 200
+        });
+        let took = patched.elapsed();
+        assert!(took < Duration::from_secs(1), "replica {i}: {took:?}");
+        println!(
+            "replica {i} refused the leaver {} ms after the PATCH returned",
+            took.as_millis()
+        );
+    }
+}
