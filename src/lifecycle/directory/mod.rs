@@ -8,6 +8,7 @@ pub mod effects;
 pub mod error;
 pub mod filter;
 mod groups;
+mod mover;
 pub mod patch;
 pub mod resource;
 pub mod schema;

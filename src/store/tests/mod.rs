@@ -6,6 +6,7 @@
 
 mod directory;
 mod lifecycle;
+mod movers;
 mod session_feed;
 
 use super::*;
@@ -462,6 +463,8 @@ async fn sqlite_store_keeps_the_contract() {
     lifecycle::lifecycle_take_race(store.clone()).await;
     lifecycle::identity_links_story(store.as_ref()).await;
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
+    movers::group_writes_carry_jobs(store.as_ref()).await;
+    movers::session_identities_story(store.as_ref()).await;
     // Reopening an existing database runs no migration twice.
     drop(store);
     let again = open(&url).await.unwrap();
@@ -508,6 +511,8 @@ async fn postgres_store_keeps_the_contract() {
     lifecycle::lifecycle_take_race(store.clone()).await;
     lifecycle::identity_links_story(store.as_ref()).await;
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
+    movers::group_writes_carry_jobs(store.as_ref()).await;
+    movers::session_identities_story(store.as_ref()).await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)
