@@ -30,7 +30,9 @@ use crate::policy::PolicySet;
 use crate::store::{AccountKey, LifecycleJob, Store, StoreError};
 use crate::telemetry::audit::{Audit, AuditKind, Subject};
 use crate::util::clock::now_ms;
-use crate::util::random::{uuid, RandomError};
+use crate::util::random::RandomError;
+
+pub use super::new_job::job;
 
 /// Runs of one job before it is given up (about two hours of retries).
 pub const MAX_ATTEMPTS: i64 = 30;
@@ -38,29 +40,6 @@ pub const MAX_ATTEMPTS: i64 = 30;
 pub const STALE_AFTER_MS: i64 = 120_000;
 /// Jobs taken per pass.
 const BATCH: i64 = 32;
-
-/// A new pending job, due now.
-pub fn job(
-    kind: &str,
-    subject: Value,
-    by: &str,
-    reason: &str,
-) -> Result<LifecycleJob, RandomError> {
-    let now = now_ms();
-    Ok(LifecycleJob {
-        id: uuid()?,
-        kind: kind.to_string(),
-        subject: subject.to_string(),
-        by: by.to_string(),
-        reason: reason.to_string(),
-        state: "pending".into(),
-        attempts: 0,
-        next_at_ms: now,
-        created_at_ms: now,
-        updated_at_ms: now,
-        last_error: None,
-    })
-}
 
 /// How long to wait before run `attempts + 1`: 1 s, 2 s, 4 s ... at most 5 minutes.
 pub fn retry_after(attempts: i64) -> i64 {

@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
-use super::effects;
 use super::error::ScimError;
+use super::new_job;
 use super::patch::{self, PatchRequest};
 use super::resource::{group_parts, render_group, GroupParts};
 use super::service::{written, Caller, Directory, ListQuery, WRITE_ATTEMPTS};
@@ -269,7 +269,7 @@ impl Directory {
             .into_iter()
             .map(|user| {
                 let subject = serde_json::json!({ "user": user });
-                effects::job(
+                new_job::job(
                     "mover",
                     subject,
                     caller.by,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod filter;
 mod groups;
 mod mover;
+mod new_job;
 pub mod patch;
 pub mod resource;
 pub mod schema;

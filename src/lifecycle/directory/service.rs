@@ -134,7 +134,7 @@ impl Directory {
             return Ok(Vec::new());
         };
         let subject = json!({ "user": before.id, "userName": before.user_name, "link": link });
-        Ok(vec![super::effects::job(kind, subject, caller.by, reason)?])
+        Ok(vec![super::new_job::job(kind, subject, caller.by, reason)?])
     }
 
     pub fn base(&self) -> &str {
