@@ -214,6 +214,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     tracing::warn!(app = %app.name, "provisioning will fail until this is fixed: {problem}");
                 }
             }
+            for problem in jitgate::cli::check::ahead_problems(&policies, cfg.scim.as_ref()) {
+                tracing::warn!("no account is created ahead of sign-in: {problem}");
+            }
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())

@@ -101,6 +101,9 @@ fn a_removed_group_stops_its_routes_grants_and_app_role_without_a_new_login() {
     // The IdP says engineering and wiki-admins; the directory says engineering and support.
     let engineering = push_group_at(&base, "engineering", &[&alice_id]);
     let support_group = push_group_at(&base, "support", &[&alice_id]);
+    // Without `provisioning.ahead`, accounts stay JIT: none before the first sign-in.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(app_role(&app, "alice"), None);
     let alice = jg.browser();
     let home = sign_in(&alice, &jg.app_url("/home"), &ALICE);
     let page = home.last().unwrap();

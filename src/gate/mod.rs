@@ -107,7 +107,7 @@ impl Gate {
                     store.clone(),
                     Audit::new(store.clone()),
                     format!("{}{SCIM_BASE_PATH}", config.public.base),
-                    scim.link.attribute,
+                    scim.link.clone(),
                     scim.groups,
                 )
             }),

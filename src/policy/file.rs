@@ -95,6 +95,9 @@ pub struct ProvisioningFile {
     pub update: Option<OperationFile>,
     #[serde(default)]
     pub deactivate: Option<OperationFile>,
+    /// Create accounts as soon as the directory has an active user the routes allow.
+    #[serde(default)]
+    pub ahead: Option<Spanned<bool>>,
     /// Named calls that grant types run when a grant starts or ends.
     #[serde(default)]
     pub operations: HashMap<Spanned<String>, OperationFile>,

@@ -132,6 +132,12 @@ impl Permitted {
 }
 
 impl AppPolicy {
+    /// Whether any route lets this identity in (whatever the method, path or elevation):
+    /// who the app is for, as a joiner ahead of sign-in is judged.
+    pub fn admits_anywhere(&self, identity: &Identity) -> bool {
+        self.routes.iter().any(|r| r.allow.admits(identity))
+    }
+
     /// The grant type the permitted route also requires, if it is an elevated route.
     pub fn elevation(&self, permitted: Permitted) -> Option<&GrantType> {
         let index = self.routes.get(permitted.route)?.elevate?;

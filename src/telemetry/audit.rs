@@ -68,6 +68,8 @@ pub enum AuditKind {
     /// A user's groups changed (by the directory, or a claims refresh): sessions rewritten,
     /// grants they may no longer request ended, app accounts updated.
     Mover,
+    /// An account created ahead of sign-in for a directory user (`provisioning.ahead`).
+    DirectoryJoiner,
     /// A lifecycle job given up after its last retry.
     LifecycleJobFailed,
 }
@@ -108,6 +110,7 @@ impl AuditKind {
             AuditKind::DirectoryLeaver => "directory_leaver",
             AuditKind::DirectoryReturn => "directory_return",
             AuditKind::Mover => "mover",
+            AuditKind::DirectoryJoiner => "directory_joiner",
             AuditKind::LifecycleJobFailed => "lifecycle_job_failed",
         }
     }

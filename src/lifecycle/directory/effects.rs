@@ -12,6 +12,8 @@
 //! return   the links' removed mark cleared, and every deactivated account forgotten, so the
 //!          user's next visit sets it up again (lookup or create, then update)
 //! mover, regroup   new groups carried to sessions, grants and accounts (`mover.rs`)
+//! joiner   (part of a return, and of a mover) accounts created ahead of sign-in in
+//!          `provisioning.ahead` apps (`joiner.rs`)
 //! ```
 //! A job is a row before it runs. Runs that fail are retried with exponential backoff
 //! ([`retry_after`]) and given up (`failed`, audited) after [`MAX_ATTEMPTS`]; a job whose
@@ -24,6 +26,7 @@ use serde_json::{json, Value};
 
 use super::service::Directory;
 use crate::auth::session::Sessions;
+use crate::config::IdpSettings;
 use crate::lifecycle::grants::{Actor, Grants};
 use crate::lifecycle::provision::{Accounts, Because};
 use crate::policy::PolicySet;
@@ -67,8 +70,9 @@ pub struct Effects<'a> {
     pub auth_host: &'a str,
     /// The directory, when SCIM is on (a mover reads the user's groups from it).
     pub directory: Option<&'a Directory>,
-    /// The claim that carries groups (a mover rewrites it with the groups).
-    pub groups_claim: &'a str,
+    /// The IdP's issuer and claim names (a mover rewrites the groups claim; a joiner ahead
+    /// of sign-in builds the identity the IdP will sign in).
+    pub idp: &'a IdpSettings,
 }
 
 impl Effects<'_> {
@@ -245,7 +249,11 @@ impl Effects<'_> {
                 }
             }
         }
-        if identities.is_empty() {
+        let joined = match subject["user"].as_str() {
+            Some(user) => self.join_user(job, user).await?,
+            None => 0,
+        };
+        if identities.is_empty() && joined == 0 {
             // Nobody signed in as this user yet: nothing to undo.
             return Ok(());
         }

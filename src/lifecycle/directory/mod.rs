@@ -8,6 +8,7 @@ pub mod effects;
 pub mod error;
 pub mod filter;
 mod groups;
+mod joiner;
 mod mover;
 mod new_job;
 pub mod patch;

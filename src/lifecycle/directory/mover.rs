@@ -75,6 +75,8 @@ impl Effects<'_> {
                     .await?,
             );
         }
+        // A group may open an `ahead` app to them: set their account up now.
+        self.join_ahead(job, &user, &groups).await?;
         if identities.is_empty() {
             // Nobody signed in as this user yet: their first sign-in takes the groups.
             return Ok(());
@@ -141,7 +143,7 @@ impl Effects<'_> {
             moved.denied += denied;
             if self
                 .accounts
-                .regroup(app, key, groups, self.groups_claim, &why)
+                .regroup(app, key, groups, &self.idp.groups_claim, &why)
                 .await
                 .map_err(|e| EffectError::Failed(format!("{}: {e}", app.name)))?
             {
@@ -165,7 +167,7 @@ impl Effects<'_> {
                 let Ok(identity) = serde_json::from_str::<Identity>(&session.identity) else {
                     continue;
                 };
-                let moved = identity.with_groups(groups, self.groups_claim);
+                let moved = identity.with_groups(groups, &self.idp.groups_claim);
                 if moved == identity {
                     continue;
                 }

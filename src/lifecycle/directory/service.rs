@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::error::ScimError;
 use super::filter::{self, Filter};
 use super::resource::LIST_URN;
-use crate::config::{GroupSource, LinkAttribute};
+use crate::config::{GroupSource, LinkAttribute, ScimLink};
 use crate::store::{DirectoryUser, DirectoryWrite, LifecycleJob, Store};
 use crate::telemetry::audit::{Audit, AuditKind, Subject};
 
@@ -31,8 +31,8 @@ pub struct Directory {
     audit: Audit,
     /// Absolute URL of the SCIM base, e.g. `https://auth.example.com/.jitgate/scim/v2`.
     pub(super) base: String,
-    /// Which attribute of a directory user a signed-in identity's link claim names.
-    pub(super) link: LinkAttribute,
+    /// Which ID-token claim names which attribute of a directory user.
+    pub(super) link: ScimLink,
     /// Whether linked users' groups are the directory's (then group writes are movers).
     pub(super) groups: GroupSource,
 }
@@ -88,7 +88,7 @@ impl Directory {
         store: Arc<dyn Store>,
         audit: Audit,
         base: String,
-        link: LinkAttribute,
+        link: ScimLink,
         groups: GroupSource,
     ) -> Self {
         Self {
@@ -102,7 +102,7 @@ impl Directory {
 
     /// The value signed-in identities link to this user by, if the user has one.
     pub(super) fn link_value<'u>(&self, user: &'u DirectoryUser) -> Option<&'u str> {
-        match self.link {
+        match self.link.attribute {
             LinkAttribute::ExternalId => user.external_id.as_deref(),
             LinkAttribute::UserName => Some(&user.user_name),
             LinkAttribute::Id => Some(&user.id),

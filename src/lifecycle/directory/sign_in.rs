@@ -44,7 +44,7 @@ impl Directory {
                 removed_at_ms: None,
             })
             .await?;
-        let key = match self.link {
+        let key = match self.link.attribute {
             LinkAttribute::ExternalId => DirectoryKey::ExternalId(link_value),
             LinkAttribute::UserName => DirectoryKey::UserName(link_value),
             LinkAttribute::Id => DirectoryKey::Id(link_value),

@@ -233,6 +233,11 @@ pub struct Connector {
     pub create: Operation,
     pub update: Option<Operation>,
     pub deactivate: Option<Operation>,
+    /// `ahead: true`: accounts are created when the directory has an active user the app's
+    /// routes allow, before their first sign-in (otherwise at first sign-in).
+    pub ahead: bool,
+    /// Where `ahead: true` is written (line, column), for `jitgate check`.
+    pub ahead_at: (usize, usize),
     /// Named calls for grant types (`operations:`), e.g. make the user admin and back.
     pub named: Vec<(String, Operation)>,
     pub templates: Templates,

@@ -173,6 +173,13 @@ pub fn connector(
         create,
         update,
         deactivate,
+        ahead: raw.ahead.as_ref().is_some_and(|a| **a),
+        ahead_at: raw
+            .ahead
+            .as_ref()
+            .and_then(|a| a.span().start())
+            .map(|m| (m.line(), m.column()))
+            .unwrap_or((1, 1)),
         named,
         templates,
     })
