@@ -67,6 +67,9 @@ pub enum AuditKind {
     DirectoryReturn,
     /// A lifecycle job given up after its last retry.
     LifecycleJobFailed,
+    /// The IdP refused to refresh a login's claims (`invalid_grant`: the user was disabled or
+    /// deleted there, or the grant revoked): the user's sessions were ended everywhere.
+    ClaimsRefreshRefused,
 }
 
 impl AuditKind {
@@ -105,6 +108,7 @@ impl AuditKind {
             AuditKind::DirectoryLeaver => "directory_leaver",
             AuditKind::DirectoryReturn => "directory_return",
             AuditKind::LifecycleJobFailed => "lifecycle_job_failed",
+            AuditKind::ClaimsRefreshRefused => "claims_refresh_refused",
         }
     }
 }

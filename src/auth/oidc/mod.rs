@@ -1,5 +1,6 @@
 //! The OpenID Connect relying party: discovery, login (auth code + PKCE S256), ID token
-//! validation, userinfo, RP-initiated logout URLs and back-channel logout tokens.
+//! validation, userinfo, RP-initiated logout URLs, back-channel logout tokens, and claims
+//! refreshed with a refresh token (`refresh`).
 //!
 //! Discovery is lazy and retried: jitgate starts even when the IdP is down, and a login
 //! attempt while it is unreachable gets [`OidcError::Unavailable`] (a 503 page), never a
@@ -17,6 +18,7 @@ mod discovery;
 mod jwt;
 mod login;
 pub mod logout_token;
+mod refresh;
 
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ use crate::config::IdpSettings;
 pub use discovery::JWKS_FETCH_FLOOR;
 use discovery::{LastJwksFetch, Provider};
 pub use login::{LoginResult, LoginStart};
+pub use refresh::Refreshed;
 
 /// Asymmetric signing algorithms we accept; everything else (none, HS*) is refused.
 pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
@@ -50,7 +53,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum OidcError {
     #[error("the identity provider is unreachable: {0}")]
     Unavailable(String),
-    #[error("the identity provider refused the login: {0}")]
+    /// A login's code was refused, or a refresh token (`invalid_grant`, see `refresh`).
+    #[error("the identity provider refused: {0}")]
     Refused(String),
     #[error("the ID token is invalid: {0}")]
     InvalidToken(String),

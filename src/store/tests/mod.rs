@@ -4,6 +4,7 @@
 //! creates its own scratch database so parallel runs never meet. Override the server with
 //! `JITGATE_TEST_POSTGRES=postgres://user@host:port/db`.
 
+mod claims_refresh;
 mod directory;
 mod lifecycle;
 mod session_feed;
@@ -462,6 +463,8 @@ async fn sqlite_store_keeps_the_contract() {
     lifecycle::lifecycle_take_race(store.clone()).await;
     lifecycle::identity_links_story(store.as_ref()).await;
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
+    claims_refresh::claims_refresh_story(store.as_ref()).await;
+    claims_refresh::claims_refresh_take_race(store.clone()).await;
     // Reopening an existing database runs no migration twice.
     drop(store);
     let again = open(&url).await.unwrap();
@@ -508,6 +511,8 @@ async fn postgres_store_keeps_the_contract() {
     lifecycle::lifecycle_take_race(store.clone()).await;
     lifecycle::identity_links_story(store.as_ref()).await;
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
+    claims_refresh::claims_refresh_story(store.as_ref()).await;
+    claims_refresh::claims_refresh_take_race(store.clone()).await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)

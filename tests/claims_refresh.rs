@@ -1,0 +1,132 @@
+//! Claims refresh (`session.refresh_claims`) against the real test IdP: a user removed at the
+//! IdP loses every session within seconds, with an audit event, while other users keep
+//! theirs; groups changed at the IdP queue a mover.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{sign_in, Jitgate, Options, ALICE, BOB};
+
+fn start() -> Jitgate {
+    Jitgate::start(Options {
+        refresh_claims: Some("1s"),
+        ..Options::default()
+    })
+}
+
+/// Polls `done` every 20 ms for up to `limit`; returns how long it took.
+fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `claims_refreshes_total{outcome}` as the admin listener exports it (0 when absent).
+fn refreshes(jg: &Jitgate, outcome: &str) -> u64 {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", jg.admin_port))
+        .unwrap()
+        .text()
+        .unwrap();
+    let series = format!("jitgate_claims_refreshes_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_user_removed_at_the_idp_loses_every_session_within_seconds() {
+    let jg = start();
+    let alice = jg.browser();
+    let bob = jg.browser();
+    sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    sign_in(&bob, &jg.app_url("/home"), &BOB);
+    // The tokens are redeemed at the IdP while nothing changes there.
+    within(Duration::from_secs(5), "two refreshes", || {
+        refreshes(&jg, "unchanged") >= 2
+    });
+    assert_eq!(alice.get(&jg.app_url("/home")).status, 200);
+
+    jg.idp.as_ref().unwrap().remove_user(ALICE.login);
+    let took = within(Duration::from_secs(5), "alice is refused", || {
+        alice.get(&jg.app_url("/home")).status != 200
+    });
+    println!(
+        "removed at the IdP -> refused at the edge in {} ms (refresh_claims 1s)",
+        took.as_millis()
+    );
+    assert!(jg.has_audit("claims_refresh_refused"));
+    assert_eq!(refreshes(&jg, "refused"), 1);
+    let store = jg.gate().store.clone();
+    let left = jg
+        .block_on(async move { store.recent_audit(50).await })
+        .unwrap();
+    let event = left
+        .iter()
+        .find(|e| e.kind == "claims_refresh_refused")
+        .unwrap();
+    assert_eq!(event.sub.as_deref(), Some(ALICE.sub));
+    assert!(event.detail.contains("invalid_grant"), "{}", event.detail);
+    assert!(
+        event.detail.contains("\"sessions_ended\":2"),
+        "{}",
+        event.detail
+    );
+    // Bob keeps his session, and his refreshes go on.
+    let before = refreshes(&jg, "unchanged");
+    within(Duration::from_secs(5), "bob refreshed again", || {
+        refreshes(&jg, "unchanged") > before
+    });
+    assert_eq!(bob.get(&jg.app_url("/home")).status, 200);
+}
+
+#[test]
+fn groups_changed_at_the_idp_queue_a_mover() {
+    let jg = start();
+    let alice = jg.browser();
+    sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    jg.idp
+        .as_ref()
+        .unwrap()
+        .set_groups(ALICE.login, &["support", "engineering"]);
+    let store = jg.gate().store.clone();
+    within(Duration::from_secs(5), "a regroup job", || {
+        let store = store.clone();
+        jg.block_on(async move { store.list_lifecycle_jobs(&[], 10).await })
+            .unwrap()
+            .iter()
+            .any(|j| j.kind == "regroup")
+    });
+    let store = jg.gate().store.clone();
+    let jobs = jg
+        .block_on(async move { store.list_lifecycle_jobs(&[], 10).await })
+        .unwrap();
+    let regroups: Vec<_> = jobs.iter().filter(|j| j.kind == "regroup").collect();
+    assert_eq!(regroups.len(), 1, "{jobs:?}");
+    let subject: serde_json::Value = serde_json::from_str(&regroups[0].subject).unwrap();
+    assert_eq!(subject["sub"], ALICE.sub);
+    assert_eq!(
+        subject["groups"],
+        serde_json::json!(["engineering", "support"])
+    );
+    assert_eq!(regroups[0].by, "claims refresh");
+    // Later refreshes see the same groups: no second job.
+    let done = refreshes(&jg, "unchanged");
+    within(Duration::from_secs(5), "another refresh", || {
+        refreshes(&jg, "unchanged") > done
+    });
+    let store = jg.gate().store.clone();
+    let jobs = jg
+        .block_on(async move { store.list_lifecycle_jobs(&[], 10).await })
+        .unwrap();
+    assert_eq!(jobs.iter().filter(|j| j.kind == "regroup").count(), 1);
+    assert_eq!(refreshes(&jg, "regrouped"), 1);
+}
