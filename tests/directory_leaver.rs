@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
+use support::directory::push_group_at;
 use support::legacy_app::LegacyApp;
 use support::process::TwoReplicas;
 use support::{sign_in, Jitgate, Options, ALICE, BOB, SCIM_TOKEN};
@@ -169,7 +170,10 @@ fn app_account_active(app: &LegacyApp, username: &str) -> Option<bool> {
 fn a_leaver_loses_the_edge_within_1s_and_the_app_account_within_5s() {
     let s = setup();
     let alice_id = push_user(&s.jg, &ALICE);
-    push_user(&s.jg, &BOB);
+    let bob_id = push_user(&s.jg, &BOB);
+    let base = s.jg.auth_url("/.jitgate/scim/v2");
+    push_group_at(&base, "engineering", &[&alice_id]);
+    push_group_at(&base, "support", &[&bob_id]);
     let alice = s.jg.browser();
     let bob = s.jg.browser();
     assert_eq!(
@@ -284,6 +288,11 @@ fn sign_in_status(browser: &support::Browser, jg: &Jitgate, user: &support::Test
 fn a_deleted_user_is_refused_at_sign_in_and_their_sessions_end() {
     let s = setup();
     let alice_id = push_user(&s.jg, &ALICE);
+    push_group_at(
+        &s.jg.auth_url("/.jitgate/scim/v2"),
+        "engineering",
+        &[&alice_id],
+    );
     let alice = s.jg.browser();
     assert_eq!(
         sign_in(&alice, &s.jg.app_url("/home"), &ALICE)
@@ -317,6 +326,7 @@ fn a_leaver_is_refused_by_every_replica_within_1s() {
         pair.replicas[0].port
     );
     let alice_id = push_user_at(&base, &ALICE);
+    push_group_at(&base, "engineering", &[&alice_id]);
     for (i, browser) in pair.browsers.iter().enumerate() {
         let chain = sign_in(browser, &pair.url(i, "/home"), &ALICE);
         assert_eq!(chain.last().unwrap().status, 200);

@@ -132,7 +132,7 @@ impl Identity {
         };
         let claims = claims
             .iter()
-            .filter_map(|(name, value)| Some((name.clone(), render(value)?)))
+            .filter_map(|(name, value)| Some((name.clone(), claim_text(value)?)))
             .collect();
         IdentityRecord {
             iss,
@@ -142,6 +142,19 @@ impl Identity {
             claims,
         }
         .into()
+    }
+
+    /// The same user in other groups (a mover): the groups, and the groups claim as headers
+    /// and connector templates see it, replaced.
+    pub fn with_groups(&self, groups: &[String], groups_claim: &str) -> Self {
+        let mut record = IdentityRecord::from(self.clone());
+        let list = Value::Array(groups.iter().cloned().map(Value::String).collect());
+        match claim_text(&list) {
+            Some(text) => record.claims.insert(groups_claim.to_string(), text),
+            None => record.claims.remove(groups_claim),
+        };
+        record.groups = groups.to_vec();
+        record.into()
     }
 
     /// Identifies this user with exactly these claims (see the field's comment).
@@ -213,7 +226,7 @@ fn utf8(bytes: &[u8]) -> &str {
 /// Renders a claim as header-safe text: strings as-is, lists joined with `,`; control
 /// characters and non-ASCII are dropped or escaped so a claim can never split or inject
 /// headers. `None` for null.
-fn render(value: &Value) -> Option<String> {
+pub fn claim_text(value: &Value) -> Option<String> {
     let text = match value {
         Value::Null => return None,
         Value::String(s) => s.clone(),
@@ -282,5 +295,26 @@ mod tests {
         assert_eq!(id.header_value("sub").unwrap(), "sub-1");
         assert!(id.header_value("missing").is_none());
         assert_eq!(id.header_value("nickname").unwrap(), "Zo%C3%AB");
+    }
+
+    #[test]
+    fn a_mover_keeps_every_claim_but_the_groups() {
+        let id = alice();
+        let moved = id.with_groups(&["support".to_string()], "groups");
+        assert!(moved.in_group("support") && !moved.in_group("engineering"));
+        assert_eq!(moved.header_value("groups").unwrap(), "support");
+        assert_eq!(moved.header_value("email"), id.header_value("email"));
+        assert_eq!(moved.username, id.username);
+        assert_ne!(moved.digest(), id.digest());
+        assert_eq!(
+            moved.with_groups(
+                &id.groups().map(str::to_string).collect::<Vec<_>>(),
+                "groups"
+            ),
+            id
+        );
+        let none = id.with_groups(&[], "groups");
+        assert_eq!(none.groups().count(), 0);
+        assert_eq!(none.header_value("groups").unwrap(), "");
     }
 }

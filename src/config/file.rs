@@ -102,6 +102,9 @@ pub struct ScimFile {
     pub tokens: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub link: Option<ScimLinkFile>,
+    /// `directory` (default) or `token`.
+    #[serde(default)]
+    pub groups: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

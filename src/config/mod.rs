@@ -23,7 +23,7 @@ use fields::{
     check_pem_certs, check_pem_key, idp_settings, public_url, session_settings, socket_addr,
 };
 use file::ConfigFile;
-pub use scim::{LinkAttribute, ScimLink, ScimSettings};
+pub use scim::{GroupSource, LinkAttribute, ScimLink, ScimSettings};
 
 /// A validated config.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! scim:
 //!   token: ${JITGATE_SCIM_TOKEN}       # or token_file: PATH, or tokens: [${A}, ${B}] to rotate
 //!   link: { claim: sub, attribute: externalId }
+//!   groups: directory                  # or token: keep the ID token's groups claim
 //! ```
 //! Tokens follow the rule for every secret: an environment variable or a file, never inline.
 //! Several tokens may be valid at once so that one can be replaced without a gap.
@@ -24,6 +25,17 @@ pub struct ScimSettings {
     /// Every token the IdP may present; compared in constant time.
     pub tokens: Vec<Secret>,
     pub link: ScimLink,
+    pub groups: GroupSource,
+}
+
+/// Where a linked user's groups come from: the directory's groups (the default: a group
+/// change there reaches the edge at once), or the ID token's groups claim (for a directory
+/// that pushes users but not groups; then only leavers and returns come from SCIM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupSource {
+    #[default]
+    Directory,
+    Token,
 }
 
 /// Which ID-token claim names which directory attribute (Okta: `sub` and `externalId`;
@@ -105,13 +117,31 @@ pub(super) fn scim_settings(
         }
     }
     let link = match &raw.link {
-        None => ScimLink::default(),
-        Some(link) => scim_link(report, link)?,
+        None => Some(ScimLink::default()),
+        Some(link) => scim_link(report, link),
     };
-    ok.then(|| ScimSettings {
-        tokens: tokens.into_iter().map(|(_, t)| t).collect(),
-        link,
-    })
+    let groups = match raw.groups.as_ref() {
+        None => Some(GroupSource::Directory),
+        Some(g) => match g.as_str() {
+            "directory" => Some(GroupSource::Directory),
+            "token" => Some(GroupSource::Token),
+            other => {
+                report.at(
+                    g.span(),
+                    format!("scim.groups `{other}` must be directory or token"),
+                );
+                None
+            }
+        },
+    };
+    match (ok, link, groups) {
+        (true, Some(link), Some(groups)) => Some(ScimSettings {
+            tokens: tokens.into_iter().map(|(_, t)| t).collect(),
+            link,
+            groups,
+        }),
+        _ => None,
+    }
 }
 
 fn scim_link(report: &mut FileReport, raw: &ScimLinkFile) -> Option<ScimLink> {

@@ -237,21 +237,22 @@ fn login_failed(gate: &Gate, req: &OwnRequest<'_>, why: &'static str) -> Denial 
     Denial::LoginFailed(why)
 }
 
-/// The directory's say (when SCIM is on): someone it removed is refused, with the reason.
+/// The directory's say (when SCIM is on): someone it removed is refused, with the reason;
+/// a linked user's groups are the directory's (returned, to replace the token's).
 async fn directory_allows(
     gate: &Gate,
     req: &OwnRequest<'_>,
     login: &LoginResult,
-) -> Result<(), Denial> {
+) -> Result<Option<Vec<String>>, Denial> {
     let (Some(directory), Some(scim)) = (&gate.directory, &gate.config.scim) else {
-        return Ok(());
+        return Ok(None);
     };
     let link = match scim.link.claim.as_str() {
         "sub" => Some(login.sub.as_str()),
         claim => login.claims.get(claim).and_then(|v| v.as_str()),
     };
     match directory.sign_in(&login.iss, &login.sub, link).await {
-        Ok(SignIn::Allowed) => Ok(()),
+        Ok(SignIn::Allowed(groups)) => Ok(groups),
         Ok(SignIn::Removed) => {
             login_failed(gate, req, "the directory removed this user's access");
             Err(Denial::DirectoryRemoved)
@@ -305,15 +306,18 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
                 failed("the identity provider's answer did not pass validation")
             }
         })?;
-    directory_allows(gate, req, &login).await?;
+    let directory_groups = directory_allows(gate, req, &login).await?;
     let settings = gate.oidc.settings();
-    let identity = Identity::from_claims(
+    let mut identity = Identity::from_claims(
         login.iss.clone(),
         login.sub.clone(),
         login.claims,
         &settings.username_claim,
         &settings.groups_claim,
     );
+    if let Some(groups) = directory_groups {
+        identity = identity.with_groups(&groups, &settings.groups_claim);
+    }
     let now = now_secs();
     let created = gate
         .sessions

@@ -117,6 +117,7 @@ impl Gate {
                     Audit::new(store.clone()),
                     format!("{}{SCIM_BASE_PATH}", config.public.base),
                     scim.link.attribute,
+                    scim.groups,
                 )
             }),
             scim_failures: FailureThrottle::new(SCIM_FAILURES_PER_MINUTE, Duration::from_secs(60)),

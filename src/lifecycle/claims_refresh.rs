@@ -14,8 +14,8 @@
 //! Only a definitive answer ends sessions: an IdP that is down, slow or misconfigured must
 //! not sign everyone out, so those refreshes are retried and the sessions keep their
 //! timeouts. An answer that carries no groups claim says nothing about groups, so it changes
-//! none. With `scim:` on, the directory owns groups and a refresh only checks that the user
-//! still exists. A login's row goes when its last session does (swept), or with the user's.
+//! none. With `scim: { groups: directory }` the directory owns groups and a refresh only
+//! checks that the user still exists. A login's row goes when its last session does (swept), or with the user's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,7 +141,8 @@ pub struct ClaimsRefresher<'a> {
     pub interval: Duration,
     pub groups_claim: &'a str,
     pub username_claim: &'a str,
-    /// True with `scim:` on: groups come from the directory, not from refreshed claims.
+    /// True with `scim: { groups: directory }`: groups come from the directory, not from
+    /// refreshed claims.
     pub directory_owns_groups: bool,
 }
 

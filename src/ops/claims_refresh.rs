@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::GroupSource;
 use crate::gate::Gate;
 use crate::lifecycle::claims_refresh::{ClaimsRefresher, BATCH};
 use crate::util::clock::now_ms;
@@ -92,7 +93,11 @@ fn refresher<'g>(
         interval,
         groups_claim: &settings.groups_claim,
         username_claim: &settings.username_claim,
-        directory_owns_groups: gate.directory.is_some(),
+        directory_owns_groups: gate
+            .config
+            .scim
+            .as_ref()
+            .is_some_and(|scim| scim.groups == GroupSource::Directory),
     })
 }
 

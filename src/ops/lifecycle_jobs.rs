@@ -29,6 +29,7 @@ pub async fn run_lifecycle_jobs(gate: Arc<Gate>) {
             _ = gate.draining.stopped() => return,
         }
         let policies = gate.policies.load();
+        let settings = gate.oidc.settings();
         let effects = Effects {
             store: &gate.store,
             sessions: &gate.sessions,
@@ -37,6 +38,8 @@ pub async fn run_lifecycle_jobs(gate: Arc<Gate>) {
             policies: &policies,
             audit: &gate.audit,
             auth_host: &gate.config.public.host,
+            directory: gate.directory.as_ref(),
+            groups_claim: &settings.groups_claim,
         };
         if let Err(e) = effects.run_due().await {
             tracing::warn!(error = %e, "lifecycle jobs could not be read or recorded");

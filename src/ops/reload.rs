@@ -128,7 +128,7 @@ pub async fn listen_session_changes(gate: Arc<Gate>) {
     };
     while let Some(change) = changes.recv().await {
         match change {
-            SessionChange::Ended(id_hashes) => gate.sessions.forget(&id_hashes),
+            SessionChange::Changed(id_hashes) => gate.sessions.forget(&id_hashes),
             SessionChange::Missed => {
                 tracing::info!("session announcements may have been missed; cached sessions are re-read after revalidate_after")
             }

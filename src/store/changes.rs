@@ -75,11 +75,12 @@ impl Announced for GrantChange {
     }
 }
 
-/// Sessions ended by any process sharing the store.
+/// Sessions ended (or changed, for a mover) by any process sharing the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionChange {
-    /// These sessions (id hashes) were deleted: drop them from the cache.
-    Ended(Vec<String>),
+    /// These sessions (id hashes) were deleted or their identity replaced: drop them from
+    /// the cache (a changed one is read again from the store on its next request).
+    Changed(Vec<String>),
     /// Notifications may have been lost (connection dropped or re-made): drop every cached
     /// session, so each is read from the store again.
     Missed,
@@ -96,7 +97,7 @@ impl Announced for SessionChange {
             .filter(|h| !h.is_empty())
             .map(str::to_string)
             .collect();
-        (!hashes.is_empty()).then_some(SessionChange::Ended(hashes))
+        (!hashes.is_empty()).then_some(SessionChange::Changed(hashes))
     }
 
     fn missed() -> Self {
@@ -195,7 +196,7 @@ mod tests {
     fn session_payloads_list_the_ended_hashes() {
         assert_eq!(
             SessionChange::parse("h1\nh2"),
-            Some(SessionChange::Ended(vec!["h1".into(), "h2".into()]))
+            Some(SessionChange::Changed(vec!["h1".into(), "h2".into()]))
         );
         assert_eq!(SessionChange::parse(""), None);
     }

@@ -219,6 +219,7 @@ impl SqlStore {
         &self,
         g: &DirectoryGroup,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError> {
         let mut tx = self.begin_directory_write().await?;
         let result = match read_version {
@@ -288,6 +289,7 @@ impl SqlStore {
             }
             insert.execute(&mut *tx).await?;
         }
+        insert_jobs(&mut tx, jobs).await?;
         tx.commit().await?;
         Ok(DirectoryWrite::Written)
     }
@@ -312,7 +314,11 @@ impl SqlStore {
         self.load_groups(GROUPS_OF_USER, Some(user_id)).await
     }
 
-    pub(super) async fn delete_directory_group_row(&self, id: &str) -> Result<bool, StoreError> {
+    pub(super) async fn delete_directory_group_row(
+        &self,
+        id: &str,
+        jobs: &[LifecycleJob],
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_directory_write().await?;
         let done = sqlx::query("DELETE FROM directory_groups WHERE id = $1")
             .bind(id)
@@ -322,6 +328,9 @@ impl SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() > 0 {
+            insert_jobs(&mut tx, jobs).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }

@@ -71,6 +71,14 @@ pub struct SessionRecord {
     pub last_seen: i64,
 }
 
+/// A session's stored identity, from what was read to what replaces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionIdentityChange {
+    pub id_hash: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// State kept between the redirect to the IdP and its callback.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginTransaction {
@@ -246,6 +254,17 @@ pub trait Store: Send + Sync {
         hosts: &[String],
     ) -> Result<Vec<String>, StoreError>;
 
+    /// Every session of one user, on every host.
+    async fn sessions_of(&self, iss: &str, sub: &str) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Replaces sessions' identities (a mover's new groups), each only if the session still
+    /// holds `from`, in one transaction. The changed sessions are announced like deletes
+    /// ([`Store::session_changes`]): every process drops its cached copy and reads the new
+    /// one. Returns the id hashes changed.
+    async fn replace_session_identities(
+        &self,
+        changes: &[SessionIdentityChange],
+    ) -> Result<Vec<String>, StoreError>;
+
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError>;
     async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
     /// Writes `grant` (whose `version` is the next one) only if the stored version is still
@@ -310,17 +329,24 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Same contract as [`Store::put_directory_user`] (displayName unique case-insensitively,
     /// externalId unique when present). Members are replaced wholesale in the same
-    /// transaction; ids that name no user are dropped.
+    /// transaction; ids that name no user are dropped. `jobs` (a mover per member added or
+    /// removed) are inserted in the same transaction, only when the result is Written.
     async fn put_directory_group(
         &self,
         group: &DirectoryGroup,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError>;
     async fn get_directory_group(&self, id: &str) -> Result<Option<DirectoryGroup>, StoreError>;
     /// Every group with its members, oldest first.
     async fn list_directory_groups(&self) -> Result<Vec<DirectoryGroup>, StoreError>;
-    /// Deletes a group and its memberships; returns whether it existed.
-    async fn delete_directory_group(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes a group and its memberships, and inserts `jobs` when it existed, in one
+    /// transaction; returns whether it existed.
+    async fn delete_directory_group(
+        &self,
+        id: &str,
+        jobs: &[LifecycleJob],
+    ) -> Result<bool, StoreError>;
     /// The groups a user is a member of, oldest first (with their members).
     async fn groups_of_directory_user(
         &self,

@@ -1,4 +1,5 @@
-//! Ending sessions in the store, and telling the other replicas which ones ended.
+//! Ending sessions in the store (and changing a mover's), and telling the other replicas
+//! which ones ended or changed.
 //!
 //! Every statement here deletes sessions with `RETURNING id_hash`. On PostgreSQL the deleted
 //! hashes are announced on the `jitgate_sessions` channel (one per line, split across several
@@ -14,7 +15,7 @@ use sqlx::{Any, Row, Transaction};
 use super::changes::SESSIONS_CHANNEL;
 use super::sql::SqlStore;
 use super::url::Backend;
-use super::{LogoutSelector, StoreError};
+use super::{LogoutSelector, SessionIdentityChange, StoreError};
 
 /// The largest payload one notification carries (PostgreSQL refuses 8,000 bytes and more).
 const MAX_PAYLOAD: usize = 7_000;
@@ -114,6 +115,36 @@ impl SqlStore {
             (None, None) => return Ok(Vec::new()),
         };
         self.delete_announced(statement).await
+    }
+
+    /// Replaces identities (compare-and-set on the stored one) and announces the changed
+    /// sessions, in one transaction: a replica that hears of them drops its cached copies
+    /// and reads the new identity from the store on the session's next request.
+    pub(super) async fn replace_identities(
+        &self,
+        changes: &[SessionIdentityChange],
+    ) -> Result<Vec<String>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool().begin().await?;
+        let mut changed = Vec::new();
+        for change in changes {
+            let done = sqlx::query(
+                "UPDATE sessions SET identity = $1 WHERE id_hash = $2 AND identity = $3",
+            )
+            .bind(&change.to)
+            .bind(&change.id_hash)
+            .bind(&change.from)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                changed.push(change.id_hash.clone());
+            }
+        }
+        self.announce_ended(&mut tx, &changed).await?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     /// Deletes the user's sessions on the given hosts, in one transaction.

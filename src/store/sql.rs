@@ -278,6 +278,24 @@ impl Store for SqlStore {
         self.delete_subject_sessions(iss, sub, hosts).await
     }
 
+    async fn sessions_of(&self, iss: &str, sub: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE iss = $1 AND sub = $2 ORDER BY id_hash"
+        ))
+        .bind(iss)
+        .bind(sub)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn replace_session_identities(
+        &self,
+        changes: &[super::SessionIdentityChange],
+    ) -> Result<Vec<String>, StoreError> {
+        self.replace_identities(changes).await
+    }
+
     async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), StoreError> {
         self.insert_grant_row(grant).await
     }
@@ -363,8 +381,10 @@ impl Store for SqlStore {
         &self,
         group: &DirectoryGroup,
         read_version: Option<i64>,
+        jobs: &[LifecycleJob],
     ) -> Result<DirectoryWrite, StoreError> {
-        self.put_directory_group_row(group, read_version).await
+        self.put_directory_group_row(group, read_version, jobs)
+            .await
     }
 
     async fn get_directory_group(&self, id: &str) -> Result<Option<DirectoryGroup>, StoreError> {
@@ -375,8 +395,12 @@ impl Store for SqlStore {
         self.list_directory_group_rows().await
     }
 
-    async fn delete_directory_group(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_directory_group_row(id).await
+    async fn delete_directory_group(
+        &self,
+        id: &str,
+        jobs: &[LifecycleJob],
+    ) -> Result<bool, StoreError> {
+        self.delete_directory_group_row(id, jobs).await
     }
 
     async fn groups_of_directory_user(

@@ -65,6 +65,9 @@ pub enum AuditKind {
     DirectoryLeaver,
     /// A user the directory made active again: sign-in allowed, accounts set up anew.
     DirectoryReturn,
+    /// A user's groups changed (by the directory, or a claims refresh): sessions rewritten,
+    /// grants they may no longer request ended, app accounts updated.
+    Mover,
     /// A lifecycle job given up after its last retry.
     LifecycleJobFailed,
     /// The IdP refused to refresh a login's claims (`invalid_grant`: the user was disabled or
@@ -107,6 +110,7 @@ impl AuditKind {
             AuditKind::ScimRefused => "scim_refused",
             AuditKind::DirectoryLeaver => "directory_leaver",
             AuditKind::DirectoryReturn => "directory_return",
+            AuditKind::Mover => "mover",
             AuditKind::LifecycleJobFailed => "lifecycle_job_failed",
             AuditKind::ClaimsRefreshRefused => "claims_refresh_refused",
         }

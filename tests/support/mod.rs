@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod directory;
 pub mod forge_idp;
 pub mod legacy_app;
 pub mod process;

@@ -1,5 +1,5 @@
-//! What a directory change does outside the directory: the leaver and the return, run from
-//! the lifecycle queue in the store.
+//! What a directory change does outside the directory: the leaver, the return and the mover,
+//! run from the lifecycle queue in the store.
 //!
 //! ```text
 //! leaver   identities linked to the user marked removed (sign-in refused from now on)
@@ -11,6 +11,7 @@
 //! deactivate_account   the app's connector `deactivate`, the record marked (retried)
 //! return   the links' removed mark cleared, and every deactivated account forgotten, so the
 //!          user's next visit sets it up again (lookup or create, then update)
+//! mover, regroup   new groups carried to sessions, grants and accounts (`mover.rs`)
 //! ```
 //! A job is a row before it runs. Runs that fail are retried with exponential backoff
 //! ([`retry_after`]) and given up (`failed`, audited) after [`MAX_ATTEMPTS`]; a job whose
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::service::Directory;
 use crate::auth::session::Sessions;
 use crate::lifecycle::grants::{Actor, Grants};
 use crate::lifecycle::provision::{Accounts, Because};
@@ -28,7 +30,9 @@ use crate::policy::PolicySet;
 use crate::store::{AccountKey, LifecycleJob, Store, StoreError};
 use crate::telemetry::audit::{Audit, AuditKind, Subject};
 use crate::util::clock::now_ms;
-use crate::util::random::{uuid, RandomError};
+use crate::util::random::RandomError;
+
+pub use super::new_job::job;
 
 /// Runs of one job before it is given up (about two hours of retries).
 pub const MAX_ATTEMPTS: i64 = 30;
@@ -36,29 +40,6 @@ pub const MAX_ATTEMPTS: i64 = 30;
 pub const STALE_AFTER_MS: i64 = 120_000;
 /// Jobs taken per pass.
 const BATCH: i64 = 32;
-
-/// A new pending job, due now.
-pub fn job(
-    kind: &str,
-    subject: Value,
-    by: &str,
-    reason: &str,
-) -> Result<LifecycleJob, RandomError> {
-    let now = now_ms();
-    Ok(LifecycleJob {
-        id: uuid()?,
-        kind: kind.to_string(),
-        subject: subject.to_string(),
-        by: by.to_string(),
-        reason: reason.to_string(),
-        state: "pending".into(),
-        attempts: 0,
-        next_at_ms: now,
-        created_at_ms: now,
-        updated_at_ms: now,
-        last_error: None,
-    })
-}
 
 /// How long to wait before run `attempts + 1`: 1 s, 2 s, 4 s ... at most 5 minutes.
 pub fn retry_after(attempts: i64) -> i64 {
@@ -84,6 +65,10 @@ pub struct Effects<'a> {
     pub audit: &'a Audit,
     /// The auth host (sessions live there too, besides the apps' hosts).
     pub auth_host: &'a str,
+    /// The directory, when SCIM is on (a mover reads the user's groups from it).
+    pub directory: Option<&'a Directory>,
+    /// The claim that carries groups (a mover rewrites it with the groups).
+    pub groups_claim: &'a str,
 }
 
 impl Effects<'_> {
@@ -133,6 +118,8 @@ impl Effects<'_> {
             "leaver" => self.leaver(job, &subject).await,
             "return" => self.returner(job, &subject).await,
             "deactivate_account" => self.deactivate_account(job, &subject).await,
+            "mover" => self.mover(job, &subject).await,
+            "regroup" => self.regroup(job, &subject).await,
             other => Err(EffectError::Failed(format!("unknown job kind `{other}`"))),
         }
     }
@@ -284,7 +271,7 @@ fn subject(job: &LifecycleJob) -> Value {
     serde_json::from_str(&job.subject).unwrap_or(Value::Null)
 }
 
-fn text<'v>(subject: &'v Value, field: &str) -> Result<&'v str, EffectError> {
+pub(super) fn text<'v>(subject: &'v Value, field: &str) -> Result<&'v str, EffectError> {
     subject[field]
         .as_str()
         .ok_or_else(|| EffectError::Failed(format!("the job names no `{field}`")))

@@ -1,19 +1,46 @@
 //! Directory groups: create, read, list, replace, patch (members added and removed), delete.
 //! Members must be users of the directory: an unknown id is refused, not silently dropped.
+//! Every write queues, in its own transaction, a `mover` job for each user whose groups it
+//! changes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
 use super::error::ScimError;
+use super::new_job;
 use super::patch::{self, PatchRequest};
 use super::resource::{group_parts, render_group, GroupParts};
 use super::service::{written, Caller, Directory, ListQuery, WRITE_ATTEMPTS};
 use super::users::patch_error;
-use crate::store::{DirectoryGroup, DirectoryKey};
+use crate::config::GroupSource;
+use crate::store::{DirectoryGroup, DirectoryKey, LifecycleJob};
 use crate::telemetry::audit::AuditKind;
 use crate::util::clock::now_ms;
 use crate::util::random::uuid;
+
+/// The users whose groups change when `before` becomes `after`: those added or removed, and
+/// every member when the group is renamed (the edge and the apps know groups by name).
+fn moved<'g>(
+    before: &'g DirectoryGroup,
+    after: &'g DirectoryGroup,
+) -> impl Iterator<Item = &'g String> {
+    let renamed = before.display_name != after.display_name;
+    let (old, new): (HashSet<&String>, HashSet<&String>) = (
+        before.members.iter().collect(),
+        after.members.iter().collect(),
+    );
+    before
+        .members
+        .iter()
+        .filter(move |m| renamed || !new.contains(m))
+        .chain(
+            after
+                .members
+                .iter()
+                .filter(move |m| renamed || !old.contains(m)),
+        )
+}
 
 fn not_found(id: &str) -> ScimError {
     ScimError::NotFound(format!("no group with id `{id}`"))
@@ -35,7 +62,11 @@ impl Directory {
             updated_at_ms: now,
         };
         let what = format!("displayName `{}`", group.display_name);
-        if !written(self.store.put_directory_group(&group, None).await?, &what)? {
+        let jobs = self.mover_jobs(caller, group.members.iter())?;
+        if !written(
+            self.store.put_directory_group(&group, None, &jobs).await?,
+            &what,
+        )? {
             return Err(ScimError::Conflict);
         }
         let after = self.stored(&group).await?;
@@ -125,9 +156,10 @@ impl Directory {
                 updated_at_ms: now_ms().max(current.updated_at_ms),
             };
             let what = format!("displayName `{}`", next.display_name);
+            let jobs = self.mover_jobs(caller, moved(&current, &next))?;
             let outcome = self
                 .store
-                .put_directory_group(&next, Some(current.version))
+                .put_directory_group(&next, Some(current.version), &jobs)
                 .await?;
             if !written(outcome, &what)? {
                 continue;
@@ -146,8 +178,14 @@ impl Directory {
     }
 
     pub async fn delete_group(&self, caller: Caller<'_>, id: &str) -> Result<(), ScimError> {
-        let before = self.get_group(id).await?;
-        if !self.store.delete_directory_group(id).await? {
+        let group = self
+            .store
+            .get_directory_group(id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let before = render_group(&group, &self.base);
+        let jobs = self.mover_jobs(caller, group.members.iter())?;
+        if !self.store.delete_directory_group(id, &jobs).await? {
             return Err(not_found(id));
         }
         self.record_group(
@@ -214,6 +252,32 @@ impl Directory {
             }),
         )
         .await;
+    }
+
+    /// One `mover` job per user whose groups a group write changes: they are carried to
+    /// the edge, to grants and to the apps (see `effects.rs`).
+    fn mover_jobs<'m>(
+        &self,
+        caller: Caller<'_>,
+        users: impl Iterator<Item = &'m String>,
+    ) -> Result<Vec<LifecycleJob>, ScimError> {
+        if self.groups == GroupSource::Token {
+            return Ok(Vec::new());
+        }
+        let users: BTreeSet<&String> = users.collect();
+        users
+            .into_iter()
+            .map(|user| {
+                let subject = serde_json::json!({ "user": user });
+                new_job::job(
+                    "mover",
+                    subject,
+                    caller.by,
+                    "the directory changed the user's groups",
+                )
+                .map_err(ScimError::from)
+            })
+            .collect()
     }
 
     /// Every member not already in the group must be a user of the directory.

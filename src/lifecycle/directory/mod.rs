@@ -8,6 +8,8 @@ pub mod effects;
 pub mod error;
 pub mod filter;
 mod groups;
+mod mover;
+mod new_job;
 pub mod patch;
 pub mod resource;
 pub mod schema;

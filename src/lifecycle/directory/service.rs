@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::error::ScimError;
 use super::filter::{self, Filter};
 use super::resource::LIST_URN;
-use crate::config::LinkAttribute;
+use crate::config::{GroupSource, LinkAttribute};
 use crate::store::{DirectoryUser, DirectoryWrite, LifecycleJob, Store};
 use crate::telemetry::audit::{Audit, AuditKind, Subject};
 
@@ -33,6 +33,8 @@ pub struct Directory {
     pub(super) base: String,
     /// Which attribute of a directory user a signed-in identity's link claim names.
     pub(super) link: LinkAttribute,
+    /// Whether linked users' groups are the directory's (then group writes are movers).
+    pub(super) groups: GroupSource,
 }
 
 /// Who made a request: the token's label (never the token) and the request id.
@@ -82,12 +84,19 @@ impl ListQuery {
 }
 
 impl Directory {
-    pub fn new(store: Arc<dyn Store>, audit: Audit, base: String, link: LinkAttribute) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        audit: Audit,
+        base: String,
+        link: LinkAttribute,
+        groups: GroupSource,
+    ) -> Self {
         Self {
             store,
             audit,
             base,
             link,
+            groups,
         }
     }
 
@@ -125,7 +134,7 @@ impl Directory {
             return Ok(Vec::new());
         };
         let subject = json!({ "user": before.id, "userName": before.user_name, "link": link });
-        Ok(vec![super::effects::job(kind, subject, caller.by, reason)?])
+        Ok(vec![super::new_job::job(kind, subject, caller.by, reason)?])
     }
 
     pub fn base(&self) -> &str {

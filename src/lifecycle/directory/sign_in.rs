@@ -3,18 +3,21 @@
 //! a deactivation may reach jitgate over SCIM before it reaches the IdP's login).
 //!
 //! Each sign-in also records which directory value the identity links to (the configured
-//! claim), so that a later leaver finds the identity's sessions, grants and accounts.
+//! claim), so that a later leaver or mover finds the identity's sessions, grants and
+//! accounts. A linked user's groups are the directory's, not the token's.
 
 use crate::store::{DirectoryKey, IdentityLink, StoreError};
 use crate::util::clock::now_ms;
 
 use super::service::Directory;
-use crate::config::LinkAttribute;
+use crate::config::{GroupSource, LinkAttribute};
 
 /// Whether the directory lets an identity sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignIn {
-    Allowed,
+    /// With the groups the directory holds for the linked user (their displayNames), which
+    /// replace the token's groups claim; `None` when no directory user is linked.
+    Allowed(Option<Vec<String>>),
     /// The directory says this person left (inactive, or deleted after a sign-in here).
     Removed,
 }
@@ -30,7 +33,7 @@ impl Directory {
         link_value: Option<&str>,
     ) -> Result<SignIn, StoreError> {
         let Some(link_value) = link_value.filter(|v| !v.is_empty()) else {
-            return Ok(SignIn::Allowed);
+            return Ok(SignIn::Allowed(None));
         };
         self.store
             .put_identity_link(&IdentityLink {
@@ -46,20 +49,37 @@ impl Directory {
             LinkAttribute::UserName => DirectoryKey::UserName(link_value),
             LinkAttribute::Id => DirectoryKey::Id(link_value),
         };
-        // The directory's user decides; with none (deleted, or never pushed), a leaver's
-        // mark on the identity does.
-        let allowed = match self.store.get_directory_user(key).await? {
-            Some(user) => user.active,
-            None => self
-                .store
-                .get_identity_link(iss, sub)
-                .await?
-                .is_none_or(|link| link.removed_at_ms.is_none()),
-        };
-        Ok(if allowed {
-            SignIn::Allowed
-        } else {
-            SignIn::Removed
-        })
+        // The directory's user decides, and gives their groups; with none (deleted, or
+        // never pushed), a leaver's mark on the identity does.
+        match self.store.get_directory_user(key).await? {
+            Some(user) if user.active => Ok(SignIn::Allowed(match self.groups {
+                GroupSource::Directory => Some(self.groups_of(&user.id).await?),
+                GroupSource::Token => None,
+            })),
+            Some(_) => Ok(SignIn::Removed),
+            None => {
+                let removed = self
+                    .store
+                    .get_identity_link(iss, sub)
+                    .await?
+                    .is_some_and(|link| link.removed_at_ms.is_some());
+                Ok(if removed {
+                    SignIn::Removed
+                } else {
+                    SignIn::Allowed(None)
+                })
+            }
+        }
+    }
+
+    /// The displayNames of the groups a directory user is in (how policies name groups).
+    pub async fn groups_of(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .groups_of_directory_user(user_id)
+            .await?
+            .into_iter()
+            .map(|g| g.display_name)
+            .collect())
     }
 }

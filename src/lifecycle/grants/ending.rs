@@ -1,9 +1,10 @@
 //! How grants end other than by a decision: the sweep that marks grants whose time is up
-//! as expired, and a leaver's grants all ended at once (active ones revoked, pending ones
-//! denied). Enforcement never waits for these: the check compares expiry on every request.
+//! as expired, a leaver's grants all ended at once (active ones revoked, pending ones
+//! denied), and a mover's grants of types their new groups may not request. Enforcement never waits for these: the check compares expiry on every request.
 
 use super::actor::Actor;
 use super::{GrantError, Grants};
+use crate::policy::AppPolicy;
 use crate::store::{AccountKey, GrantRecord, StoreError};
 use crate::telemetry::audit::AuditKind;
 use crate::util::clock::now_ms;
@@ -18,6 +19,38 @@ impl Grants {
         actor: &Actor,
         reason: &str,
     ) -> Result<(usize, usize), GrantError> {
+        self.end_where(key, actor, reason, |_| true).await
+    }
+
+    /// Mover: ends the user's open grants in `app` whose type the user may no longer
+    /// request with `groups` (the type's `requesters`), like [`Self::end_all_of`]. A grant
+    /// whose type left the policy ends too: nobody may request it any more.
+    pub async fn end_unrequestable(
+        &self,
+        app: &AppPolicy,
+        key: AccountKey<'_>,
+        groups: &[String],
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<(usize, usize), GrantError> {
+        self.end_where(key, actor, reason, |grant| {
+            !app.grant_types
+                .iter()
+                .find(|t| t.name == grant.grant_type)
+                .is_some_and(|t| t.requesters.iter().any(|r| groups.contains(r)))
+        })
+        .await
+    }
+
+    /// Ends the user's open grants that `doomed` picks; returns how many were revoked
+    /// (active) and denied (pending).
+    async fn end_where(
+        &self,
+        key: AccountKey<'_>,
+        actor: &Actor,
+        reason: &str,
+        doomed: impl Fn(&GrantRecord) -> bool,
+    ) -> Result<(usize, usize), GrantError> {
         let (mut revoked, mut denied) = (0, 0);
         // A grant changed meanwhile (approved, say) is read again and ended in its new state.
         for _ in 0..5 {
@@ -26,7 +59,7 @@ impl Grants {
                 .grants_of(key)
                 .await?
                 .into_iter()
-                .filter(|g| matches!(g.status.as_str(), "pending" | "active"))
+                .filter(|g| matches!(g.status.as_str(), "pending" | "active") && doomed(g))
                 .collect();
             if open.is_empty() {
                 return Ok((revoked, denied));

@@ -159,7 +159,7 @@ impl Accounts {
         }
     }
 
-    async fn update(
+    pub(super) async fn update(
         &self,
         connector: &Connector,
         ctx: &TemplateContext,

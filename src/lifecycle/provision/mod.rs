@@ -28,6 +28,7 @@
 //! context.rs        what the connector's templates see, and the digest that spots movers
 //! lease.rs          the per-user store lease that puts every call to the app in order
 //! deactivate.rs     operator actions: deactivate (leaver) and reactivate
+//! regroup.rs        a mover's new groups sent to the app without waiting for a visit
 //! grant_call.rs     a grant type's start and end calls for the owner's account
 //! error.rs          ProvisionError
 //! client.rs         the HTTP client (retries, timeouts); breaker.rs: its circuit breakers
@@ -43,6 +44,7 @@ mod error;
 mod first_sight;
 mod grant_call;
 mod lease;
+mod regroup;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

@@ -218,7 +218,7 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
         ..group("g-1", "Admins", &["m-2", "m-1", "m-1", "nobody"], 100)
     };
     assert_eq!(
-        store.put_directory_group(&admins, None).await.unwrap(),
+        store.put_directory_group(&admins, None, &[]).await.unwrap(),
         Written
     );
     let stored = store.get_directory_group("g-1").await.unwrap().unwrap();
@@ -233,7 +233,10 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
 
     let same_name = group("g-2", "ADMINS", &[], 200);
     assert_eq!(
-        store.put_directory_group(&same_name, None).await.unwrap(),
+        store
+            .put_directory_group(&same_name, None, &[])
+            .await
+            .unwrap(),
         Duplicate
     );
     let same_external_id = DirectoryGroup {
@@ -242,14 +245,14 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .put_directory_group(&same_external_id, None)
+            .put_directory_group(&same_external_id, None, &[])
             .await
             .unwrap(),
         Duplicate
     );
     let ops = group("g-2", "Ops", &["m-1"], 200);
     assert_eq!(
-        store.put_directory_group(&ops, None).await.unwrap(),
+        store.put_directory_group(&ops, None, &[]).await.unwrap(),
         Written
     );
 
@@ -263,7 +266,7 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .put_directory_group(&admins_v2, Some(1))
+            .put_directory_group(&admins_v2, Some(1), &[])
             .await
             .unwrap(),
         Written
@@ -277,14 +280,17 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     assert_eq!(stored.display_name, "Administrators");
     assert_eq!(
         store
-            .put_directory_group(&admins_v2, Some(1))
+            .put_directory_group(&admins_v2, Some(1), &[])
             .await
             .unwrap(),
         Stale
     );
     let missing = group("g-9", "Nobody's", &[], 1);
     assert_eq!(
-        store.put_directory_group(&missing, Some(1)).await.unwrap(),
+        store
+            .put_directory_group(&missing, Some(1), &[])
+            .await
+            .unwrap(),
         Missing
     );
     let to_ops = DirectoryGroup {
@@ -292,7 +298,10 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
         ..admins_v2.clone()
     };
     assert_eq!(
-        store.put_directory_group(&to_ops, Some(2)).await.unwrap(),
+        store
+            .put_directory_group(&to_ops, Some(2), &[])
+            .await
+            .unwrap(),
         Duplicate
     );
     assert_eq!(
@@ -318,7 +327,7 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .put_directory_group(&admins_v3, Some(2))
+            .put_directory_group(&admins_v3, Some(2), &[])
             .await
             .unwrap(),
         Written
@@ -376,10 +385,10 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     assert!(not_a_member.is_some(), "other users stay");
 
     // Deleting a group.
-    assert!(store.delete_directory_group("g-2").await.unwrap());
+    assert!(store.delete_directory_group("g-2", &[]).await.unwrap());
     assert_eq!(store.get_directory_group("g-2").await.unwrap(), None);
-    assert!(!store.delete_directory_group("g-2").await.unwrap());
-    assert!(store.delete_directory_group("g-1").await.unwrap());
+    assert!(!store.delete_directory_group("g-2", &[]).await.unwrap());
+    assert!(store.delete_directory_group("g-1", &[]).await.unwrap());
     assert!(
         groups_of("m-3").await.is_empty(),
         "no memberships outlive their group"

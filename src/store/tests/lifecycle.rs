@@ -5,7 +5,7 @@
 
 use super::super::*;
 
-fn job(id: &str, next_at_ms: i64, created_at_ms: i64) -> LifecycleJob {
+pub(super) fn job(id: &str, next_at_ms: i64, created_at_ms: i64) -> LifecycleJob {
     LifecycleJob {
         id: id.into(),
         kind: "leaver".into(),
@@ -25,7 +25,7 @@ fn ids(jobs: &[LifecycleJob]) -> Vec<&str> {
     jobs.iter().map(|j| j.id.as_str()).collect()
 }
 
-async fn listed(store: &dyn Store, states: &[&str]) -> Vec<String> {
+pub(super) async fn listed(store: &dyn Store, states: &[&str]) -> Vec<String> {
     let jobs = store.list_lifecycle_jobs(states, 1_000).await.unwrap();
     ids(&jobs).into_iter().map(str::to_string).collect()
 }

@@ -7,6 +7,7 @@
 mod claims_refresh;
 mod directory;
 mod lifecycle;
+mod movers;
 mod session_feed;
 
 use super::*;
@@ -463,6 +464,8 @@ async fn sqlite_store_keeps_the_contract() {
     lifecycle::lifecycle_take_race(store.clone()).await;
     lifecycle::identity_links_story(store.as_ref()).await;
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
+    movers::group_writes_carry_jobs(store.as_ref()).await;
+    movers::session_identities_story(store.as_ref()).await;
     claims_refresh::claims_refresh_story(store.as_ref()).await;
     claims_refresh::claims_refresh_take_race(store.clone()).await;
     // Reopening an existing database runs no migration twice.
@@ -511,6 +514,8 @@ async fn postgres_store_keeps_the_contract() {
     lifecycle::lifecycle_take_race(store.clone()).await;
     lifecycle::identity_links_story(store.as_ref()).await;
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
+    movers::group_writes_carry_jobs(store.as_ref()).await;
+    movers::session_identities_story(store.as_ref()).await;
     claims_refresh::claims_refresh_story(store.as_ref()).await;
     claims_refresh::claims_refresh_take_race(store.clone()).await;
     drop(store);

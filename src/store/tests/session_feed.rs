@@ -12,16 +12,16 @@ async fn next(feed: &mut Receiver<SessionChange>) -> SessionChange {
         .expect("an announcement within 5 s")
         .expect("the feed is open");
     match change {
-        SessionChange::Ended(mut hashes) => {
+        SessionChange::Changed(mut hashes) => {
             hashes.sort();
-            SessionChange::Ended(hashes)
+            SessionChange::Changed(hashes)
         }
         missed => missed,
     }
 }
 
 fn ended(hashes: &[&str]) -> SessionChange {
-    SessionChange::Ended(hashes.iter().map(|h| h.to_string()).collect())
+    SessionChange::Changed(hashes.iter().map(|h| h.to_string()).collect())
 }
 
 #[tokio::test]
@@ -83,6 +83,32 @@ async fn postgres_announces_the_hashes_of_every_deleted_session() {
     assert_eq!(gone.unwrap(), vec!["b1".to_string()]);
     assert_eq!(next(&mut feed).await, ended(&["b1"]));
 
+    // A mover's sessions, whose identity was replaced: cached copies must be read again.
+    store
+        .put_session(&session("m1", "mia", None, 1_000))
+        .await
+        .unwrap();
+    let moved = SessionIdentityChange {
+        id_hash: "m1".into(),
+        from: "{}".into(),
+        to: r#"{"groups":[]}"#.into(),
+    };
+    assert_eq!(
+        store
+            .replace_session_identities(std::slice::from_ref(&moved))
+            .await
+            .unwrap(),
+        ["m1"]
+    );
+    assert_eq!(next(&mut feed).await, ended(&["m1"]));
+    // Replaced again from what it no longer holds: nothing changes, nothing is announced
+    // (the next announcement is the logout's below).
+    assert!(store
+        .replace_session_identities(&[moved])
+        .await
+        .unwrap()
+        .is_empty());
+
     // Many sessions at once: split over several notifications, each hash announced once.
     let many: Vec<String> = (0..200).map(|i| format!("{i:0>43}")).collect();
     for id in &many {
@@ -107,7 +133,7 @@ async fn postgres_announces_the_hashes_of_every_deleted_session() {
     let mut heard = Vec::new();
     let mut notifications = 0;
     while heard.len() < many.len() {
-        let SessionChange::Ended(hashes) = next(&mut feed).await else {
+        let SessionChange::Changed(hashes) = next(&mut feed).await else {
             panic!("expected ended sessions");
         };
         notifications += 1;

@@ -1,0 +1,204 @@
+//! A mover, run from the lifecycle queue: someone's groups changed, and every place that
+//! acts on groups follows without waiting for a new login.
+//!
+//! ```text
+//! mover     a group write changed this directory user's groups (job per user)
+//!           -> the user's groups now (displayNames), for every identity linked to them
+//! regroup   an identity's new groups (from a claims refresh, say), as given
+//! both      -> every session of the identity rewritten with the new groups (on every host;
+//!              other replicas hear it from the store's session feed and read it again)
+//!           -> in every app: grants of types the new groups may not request ended
+//!              (active revoked with their end calls, pending denied), and the account
+//!              updated through the connector when what jitgate sends about it changed
+//! ```
+//! Every step compares before it writes, so running a job twice does no harm.
+
+use serde_json::{json, Value};
+
+use super::effects::{text, EffectError, Effects};
+use crate::auth::identity::Identity;
+use crate::lifecycle::grants::Actor;
+use crate::lifecycle::provision::Because;
+use crate::store::{AccountKey, DirectoryKey, LifecycleJob, SessionIdentityChange};
+use crate::telemetry::audit::{AuditKind, Subject};
+
+/// Rounds of rewriting an identity's sessions when a concurrent write changed one between
+/// the read and the write.
+const SESSION_ROUNDS: usize = 3;
+
+/// What a mover changed for one identity.
+#[derive(Debug, Default, Clone, Copy)]
+struct Moved {
+    sessions: usize,
+    revoked: usize,
+    denied: usize,
+    accounts: usize,
+}
+
+impl Moved {
+    fn add(&mut self, other: Moved) {
+        self.sessions += other.sessions;
+        self.revoked += other.revoked;
+        self.denied += other.denied;
+        self.accounts += other.accounts;
+    }
+}
+
+impl Effects<'_> {
+    /// A directory user's groups changed: every identity linked to them gets the groups the
+    /// directory holds now. An inactive or deleted user is the leaver's business.
+    pub(super) async fn mover(
+        &self,
+        job: &LifecycleJob,
+        subject: &Value,
+    ) -> Result<(), EffectError> {
+        let user_id = text(subject, "user")?;
+        let Some(directory) = self.directory else {
+            return Err(EffectError::Failed("no directory is configured".into()));
+        };
+        let Some(user) = self
+            .store
+            .get_directory_user(DirectoryKey::Id(user_id))
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(link) = directory.link_value(&user).filter(|_| user.active) else {
+            return Ok(());
+        };
+        let groups = directory.groups_of(&user.id).await?;
+        let mut total = Moved::default();
+        let identities = self.store.identities_linked_to(link).await?;
+        for identity in identities.iter().filter(|i| i.removed_at_ms.is_none()) {
+            total.add(
+                self.apply_groups(job, &identity.iss, &identity.sub, &groups)
+                    .await?,
+            );
+        }
+        if identities.is_empty() {
+            // Nobody signed in as this user yet: their first sign-in takes the groups.
+            return Ok(());
+        }
+        self.record_mover(
+            job,
+            json!({ "user": user.id, "userName": user.user_name }),
+            &groups,
+            total,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// An identity's groups changed outside the directory (a claims refresh): the subject
+    /// names the identity and its new groups.
+    pub(super) async fn regroup(
+        &self,
+        job: &LifecycleJob,
+        subject: &Value,
+    ) -> Result<(), EffectError> {
+        let (iss, sub) = (text(subject, "iss")?, text(subject, "sub")?);
+        let groups: Vec<String> = subject["groups"]
+            .as_array()
+            .ok_or_else(|| EffectError::Failed("the job names no `groups`".into()))?
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_string))
+            .collect();
+        let moved = self.apply_groups(job, iss, sub, &groups).await?;
+        self.record_mover(job, json!({ "iss": iss, "sub": sub }), &groups, moved)
+            .await;
+        Ok(())
+    }
+
+    /// Carries new groups to the identity's sessions, grants and app accounts.
+    async fn apply_groups(
+        &self,
+        job: &LifecycleJob,
+        iss: &str,
+        sub: &str,
+        groups: &[String],
+    ) -> Result<Moved, EffectError> {
+        let mut moved = Moved {
+            sessions: self.regroup_sessions(iss, sub, groups).await?,
+            ..Moved::default()
+        };
+        let actor = Actor::directory(&job.by);
+        let why = Because {
+            by: &job.by,
+            reason: &job.reason,
+        };
+        for app in self.policies.apps() {
+            let key = AccountKey {
+                app: &app.name,
+                iss,
+                sub,
+            };
+            let (revoked, denied) = self
+                .grants
+                .end_unrequestable(app, key, groups, &actor, &job.reason)
+                .await
+                .map_err(|e| EffectError::Failed(format!("ending grants in {}: {e}", app.name)))?;
+            moved.revoked += revoked;
+            moved.denied += denied;
+            if self
+                .accounts
+                .regroup(app, key, groups, self.groups_claim, &why)
+                .await
+                .map_err(|e| EffectError::Failed(format!("{}: {e}", app.name)))?
+            {
+                moved.accounts += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Rewrites the identity's sessions whose groups differ; returns how many changed.
+    async fn regroup_sessions(
+        &self,
+        iss: &str,
+        sub: &str,
+        groups: &[String],
+    ) -> Result<usize, EffectError> {
+        let mut changed = 0;
+        for _ in 0..SESSION_ROUNDS {
+            let mut changes = Vec::new();
+            for session in self.store.sessions_of(iss, sub).await? {
+                let Ok(identity) = serde_json::from_str::<Identity>(&session.identity) else {
+                    continue;
+                };
+                let moved = identity.with_groups(groups, self.groups_claim);
+                if moved == identity {
+                    continue;
+                }
+                let to = serde_json::to_string(&moved)
+                    .map_err(|e| EffectError::Failed(format!("session identity: {e}")))?;
+                changes.push(SessionIdentityChange {
+                    id_hash: session.id_hash,
+                    from: session.identity,
+                    to,
+                });
+            }
+            if changes.is_empty() {
+                break;
+            }
+            let done = self.store.replace_session_identities(&changes).await?;
+            self.sessions.forget(&done);
+            changed += done.len();
+            if done.len() == changes.len() {
+                break;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn record_mover(&self, job: &LifecycleJob, who: Value, groups: &[String], moved: Moved) {
+        let mut detail = json!({ "by": job.by, "reason": job.reason, "groups": groups,
+                                 "sessions_changed": moved.sessions, "grants_revoked": moved.revoked,
+                                 "requests_denied": moved.denied, "accounts_updated": moved.accounts });
+        if let (Value::Object(detail), Value::Object(who)) = (&mut detail, who) {
+            detail.extend(who);
+        }
+        self.audit
+            .record(AuditKind::Mover, Subject::default(), detail)
+            .await;
+    }
+}
