@@ -1,6 +1,8 @@
 //! Claims refresh (`session.refresh_claims`) against the real test IdP: a user removed at the
 //! IdP loses every session within seconds, with an audit event, while other users keep
 //! theirs; groups changed at the IdP apply as a mover (a `regroup` job) without a new login.
+//! With two replicas on PostgreSQL, the refused user's sessions end on both, and neither
+//! replica's debug log holds the refresh token.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,7 +10,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{echoed_headers, sign_in, Jitgate, Options, ALICE, BOB};
+use jitgate::auth::sealed::{RefreshSeal, SealedFor};
+use jitgate::config::Secret;
+use sqlx::{Connection, Row};
+use support::legacy_app::LegacyApp;
+use support::process::{write_config, Replica, ScratchDb};
+use support::{
+    echoed_headers, free_port, session_cookie, sign_in, Browser, IdpProcess, Jitgate, Options,
+    ALICE, APP_HOST, BOB, CLIENT_SECRET, WIKI_POLICY,
+};
 
 fn start() -> Jitgate {
     Jitgate::start(Options {
@@ -139,4 +149,99 @@ fn groups_changed_at_the_idp_apply_as_a_mover() {
         .unwrap();
     assert_eq!(jobs.iter().filter(|j| j.kind == "regroup").count(), 1);
     assert_eq!(refreshes(&jg, "regrouped"), 1);
+}
+
+/// The refresh token jitgate holds for `sub` (there is one login), opened with the key the
+/// replicas derive from the client secret.
+fn stored_refresh_token(db_url: &str, sub: &str) -> (String, String) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (login_id, iss, sealed) = runtime.block_on(async {
+        let mut db = sqlx::PgConnection::connect(db_url).await.unwrap();
+        let row =
+            sqlx::query("SELECT login_id, iss, refresh_token FROM claims_refresh WHERE sub = $1")
+                .bind(sub)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        let column = |name: &str| row.try_get::<String, _>(name).unwrap();
+        (column("login_id"), column("iss"), column("refresh_token"))
+    });
+    let seal = RefreshSeal::from_client_secret(&Secret::new(CLIENT_SECRET)).unwrap();
+    let owner = SealedFor {
+        iss: &iss,
+        sub,
+        login_id: &login_id,
+    };
+    let token = seal.open(&sealed, &owner).unwrap();
+    (token, sealed)
+}
+
+#[test]
+fn on_postgres_a_refused_refresh_ends_the_sessions_on_every_replica_and_no_log_holds_the_token() {
+    // The replicas run as processes: the legacy app stands in for the echo upstream.
+    let app = LegacyApp::start("unused-token");
+    app.state.seed("alice", "viewer");
+    let db = ScratchDb::create();
+    let work = tempfile::tempdir().unwrap();
+    let policies = work.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("wiki.yaml"),
+        WIKI_POLICY.replace("{UPSTREAM}", &app.origin()),
+    )
+    .unwrap();
+    let ports = [free_port(), free_port()];
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let idp = IdpProcess::start_for(&bases);
+    let replicas: Vec<Replica> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            // A minute: only the store's announcement can end a cached session sooner.
+            let dir = work.path().join(format!("r{i}"));
+            let config = write_config(&dir, *port, &idp.issuer, &db.url, &policies, "60s", false);
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(
+                &config,
+                text.replace("session:\n", "session:\n  refresh_claims: 1s\n"),
+            )
+            .unwrap();
+            Replica::start(&config, *port)
+        })
+        .collect();
+    let url = |i: usize| format!("http://{APP_HOST}:{}/", ports[i]);
+    let browsers = [Browser::new(ports[0], false), Browser::new(ports[1], false)];
+    let chain = sign_in(&browsers[0], &url(0), &ALICE);
+    let cookie = format!("jitgate_session={}", session_cookie(&chain));
+    let through = |i: usize| browsers[i].get_with(&url(i), &[("cookie", &cookie)]);
+    assert_eq!(through(1).status, 200, "replica 1 serves (and caches) it");
+
+    // A few refreshes, wherever they run.
+    std::thread::sleep(Duration::from_secs(3));
+    let (token, sealed) = stored_refresh_token(&db.url, ALICE.sub);
+    assert!(token.len() >= 20, "a real refresh token");
+    idp.remove_user(ALICE.login);
+    let took = within(Duration::from_secs(5), "both replicas refuse alice", || {
+        through(0).status != 200 && through(1).status != 200
+    });
+    println!(
+        "on PostgreSQL: removed at the IdP -> refused by both replicas in {} ms",
+        took.as_millis()
+    );
+    let logs: Vec<String> = replicas.iter().map(Replica::logs).collect();
+    assert_eq!(
+        logs.iter()
+            .filter(|l| l.contains("refused a claims refresh"))
+            .count(),
+        1,
+        "one replica ran the refused refresh"
+    );
+    for log in &logs {
+        assert!(log.contains("DEBUG"), "the replicas log at debug level");
+        assert!(!log.contains(&token), "a replica logged the refresh token");
+        assert!(!log.contains(&sealed), "a replica logged the sealed token");
+    }
 }
