@@ -57,6 +57,11 @@ fn a_user_removed_at_the_idp_loses_every_session_within_seconds() {
     let jg = start();
     let alice = jg.browser();
     let bob = jg.browser();
+    // Refresh tokens are asked for the way Google needs (other IdPs ignore it).
+    let carol = jg.browser();
+    let login = carol.get(&jg.app_url("/")).location.unwrap_or_default();
+    let authorize = carol.get(&login).location.unwrap_or_default();
+    assert!(authorize.contains("access_type=offline"), "{authorize}");
     sign_in(&alice, &jg.app_url("/home"), &ALICE);
     sign_in(&bob, &jg.app_url("/home"), &BOB);
     // The tokens are redeemed at the IdP while nothing changes there.

@@ -73,7 +73,8 @@ impl Gate {
         policies: PolicySet,
         store: Arc<dyn Store>,
     ) -> Result<Self, GateError> {
-        let oidc = Oidc::new(config.idp.clone(), &config.public.base)?;
+        let oidc = Oidc::new(config.idp.clone(), &config.public.base)?
+            .asking_for_refresh_tokens(config.session.refresh_claims.is_some());
         let refresh_seal = match config.session.refresh_claims {
             Some(_) => Some(RefreshSeal::from_client_secret(&config.idp.client_secret)?),
             None => None,

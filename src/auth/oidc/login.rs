@@ -79,6 +79,9 @@ impl Oidc {
         for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        if self.offline {
+            request = request.add_extra_param("access_type", "offline");
+        }
         let (url, _, _) = request.set_pkce_challenge(challenge).url();
         Ok(LoginStart {
             authorize_url: url.to_string(),

@@ -73,6 +73,9 @@ pub struct Oidc {
     discovery_lock: Mutex<Option<Instant>>,
     /// Held while fetching the JWKS; how the last fetch went.
     jwks_lock: Mutex<LastJwksFetch>,
+    /// Ask for refresh tokens the way Google needs (`access_type=offline`), for
+    /// `session.refresh_claims`.
+    offline: bool,
     /// How many tokens wait for `jwks_lock` now (at most [`MAX_JWKS_WAITERS`](discovery::MAX_JWKS_WAITERS)).
     jwks_waiters: AtomicUsize,
 }
@@ -99,7 +102,15 @@ impl Oidc {
             discovery_lock: Mutex::new(None),
             jwks_lock: Mutex::new(LastJwksFetch::default()),
             jwks_waiters: AtomicUsize::new(0),
+            offline: false,
         })
+    }
+
+    /// Adds `access_type=offline` to authorization requests: Google issues a refresh token
+    /// only with it; other IdPs ignore parameters they do not know (RFC 6749 §3.1).
+    pub fn asking_for_refresh_tokens(mut self, yes: bool) -> Self {
+        self.offline = yes;
+        self
     }
 
     pub fn issuer(&self) -> &str {
