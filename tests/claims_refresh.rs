@@ -250,3 +250,30 @@ fn on_postgres_a_refused_refresh_ends_the_sessions_on_every_replica_and_no_log_h
         assert!(!log.contains(&sealed), "a replica logged the sealed token");
     }
 }
+
+#[test]
+fn a_logged_out_login_is_not_refreshed_and_ends_no_other_login() {
+    let jg = start();
+    let laptop = jg.browser();
+    let phone = jg.browser();
+    sign_in(&laptop, &jg.app_url("/home"), &ALICE);
+    sign_in(&phone, &jg.app_url("/home"), &ALICE);
+    let out = laptop.get(&jg.app_url("/.jitgate/logout"));
+    assert_eq!(out.status, 302, "{out:?}");
+    within(Duration::from_secs(5), "the laptop's login ended", || {
+        refreshes(&jg, "ended") == 1
+    });
+    let refreshed = refreshes(&jg, "unchanged");
+    within(
+        Duration::from_secs(5),
+        "the phone's login refreshed",
+        || refreshes(&jg, "unchanged") > refreshed,
+    );
+    assert_eq!(phone.get(&jg.app_url("/home")).status, 200);
+    assert_ne!(laptop.get(&jg.app_url("/home")).status, 200);
+    assert_eq!(refreshes(&jg, "ended"), 1, "asked once, then left alone");
+    assert!(!jg
+        .audit_kinds()
+        .iter()
+        .any(|k| k == "claims_refresh_refused"));
+}

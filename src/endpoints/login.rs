@@ -324,7 +324,8 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
         .create(req.host, &identity, login.sid.clone(), login.id_token, now)
         .await
         .map_err(session_error)?;
-    remember_for_refresh(gate, &identity, now, login.refresh_token.as_ref()).await?;
+    let (sid, refresh_token) = (login.sid.as_deref(), login.refresh_token.as_ref());
+    remember_for_refresh(gate, &identity, now, sid, refresh_token).await?;
     gate.metrics.logins.with_label_values(&["success"]).inc();
     gate.audit
         .record(
@@ -359,23 +360,22 @@ async fn remember_for_refresh(
     gate: &Gate,
     identity: &Identity,
     login_at: i64,
+    sid: Option<&str>,
     refresh_token: Option<&crate::config::Secret>,
 ) -> Result<(), Denial> {
     let (Some(interval), Some(seal)) = (gate.config.session.refresh_claims, &gate.refresh_seal)
     else {
         return Ok(());
     };
-    claims_refresh::remember_login(
-        &gate.store,
-        seal,
-        &gate.metrics,
+    let login = claims_refresh::NewLogin {
         identity,
         login_at,
+        sid,
         refresh_token,
-        interval,
-    )
-    .await
-    .map_err(store_down)
+    };
+    claims_refresh::remember_login(&gate.store, seal, &gate.metrics, login, interval)
+        .await
+        .map_err(store_down)
 }
 
 /// Where a finished sign-in goes: the app host, the path there, and the hash of the

@@ -2,8 +2,9 @@
 //! `session.refresh_claims`.
 //!
 //! ```text
-//! login      the IdP's refresh token sealed (auth::sealed) into one row per login, with the
-//!            groups the login's sessions hold; due one interval later
+//! login      the IdP's refresh token sealed (auth::sealed) into one row per login (known by
+//!            its login time and IdP session id), with the groups the login's sessions hold;
+//!            due one interval later
 //! refresh    taken by one replica (a lease), redeemed at the token endpoint, off the request
 //!            path; the rotated token sealed back
 //!  -> groups changed   a `regroup` lifecycle job (the mover: sessions, grants, accounts)
@@ -61,6 +62,8 @@ pub enum Outcome {
     Refused,
     Failed,
     Unreadable,
+    /// The login has no session left: not refreshed again.
+    Ended,
 }
 
 impl Outcome {
@@ -71,6 +74,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Unreadable => "unreadable",
+            Outcome::Ended => "ended",
         }
     }
 }
@@ -83,18 +87,31 @@ fn group_list<'g>(groups: impl Iterator<Item = &'g str>) -> String {
     Value::from(groups).to_string()
 }
 
+/// A login just made, as a refresh needs it.
+pub struct NewLogin<'a> {
+    pub identity: &'a Identity,
+    /// Unix seconds, as on its sessions.
+    pub login_at: i64,
+    /// The IdP's session id, as on its sessions.
+    pub sid: Option<&'a str>,
+    pub refresh_token: Option<&'a Secret>,
+}
+
 /// Records a fresh login for refreshing, `interval` from now. A login the IdP gave no
 /// refresh token is only counted.
-#[allow(clippy::too_many_arguments)]
 pub async fn remember_login(
     store: &Arc<dyn Store>,
     seal: &RefreshSeal,
     metrics: &Metrics,
-    identity: &Identity,
-    login_at: i64,
-    refresh_token: Option<&Secret>,
+    login: NewLogin<'_>,
     interval: Duration,
 ) -> Result<(), RefreshError> {
+    let NewLogin {
+        identity,
+        login_at,
+        sid,
+        refresh_token,
+    } = login;
     let Some(refresh_token) = refresh_token else {
         tracing::info!(sub = %identity.sub, "the IdP issued no refresh token: this login's claims are not refreshed");
         metrics
@@ -117,6 +134,7 @@ pub async fn remember_login(
             iss: identity.iss.to_string(),
             sub: identity.sub.to_string(),
             login_at,
+            sid: sid.map(str::to_string),
             groups: Some(group_list(identity.groups())),
             next_at_ms: now + interval.as_millis() as i64,
             failures: 0,
@@ -184,10 +202,17 @@ impl ClaimsRefresher<'_> {
             self.finish(login, None, None, i64::MAX, 0).await?;
             return Ok(Outcome::Unreadable);
         };
-        if login.iss != self.oidc.issuer() {
+        if login.iss.trim_end_matches('/') != self.oidc.issuer().trim_end_matches('/') {
             // A login at an issuer no longer configured: nothing to ask.
             self.finish(login, None, None, i64::MAX, 0).await?;
             return Ok(Outcome::Unreadable);
+        }
+        if !self.has_sessions(login).await? {
+            // Logged out (or timed out) since: nothing to refresh, and a refusal now (an
+            // RP-initiated logout ends the IdP session too) must not end the user's other
+            // logins. The sweep deletes the row.
+            self.finish(login, None, None, i64::MAX, 0).await?;
+            return Ok(Outcome::Ended);
         }
         let refreshed = match self.oidc.refresh(&token, &login.sub).await {
             Ok(refreshed) => refreshed,
@@ -235,6 +260,16 @@ impl ClaimsRefresher<'_> {
         } else {
             Outcome::Unchanged
         })
+    }
+
+    /// Whether a session of this login is left, on any host.
+    async fn has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .sessions_of(&login.iss, &login.sub)
+            .await?
+            .iter()
+            .any(|s| s.login_at == login.login_at && s.sid == login.sid))
     }
 
     /// The groups in refreshed claims, as stored; `None` when they say nothing about groups

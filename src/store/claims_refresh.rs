@@ -12,8 +12,10 @@ pub struct ClaimsRefreshRecord {
     pub login_id: String,
     pub iss: String,
     pub sub: String,
-    /// Unix seconds of the login: the row lives while a session of this login does.
+    /// Unix seconds of the login and the IdP's session id (when it sends one): the row lives
+    /// while a session with both does.
     pub login_at: i64,
+    pub sid: Option<String>,
     /// The sealed refresh token (see `auth::sealed`); never logged, not even sealed.
     pub refresh_token: String,
     /// JSON list of the groups last applied; `None` when the IdP's answers carry none.
@@ -31,6 +33,7 @@ impl std::fmt::Debug for ClaimsRefreshRecord {
             .field("iss", &self.iss)
             .field("sub", &self.sub)
             .field("login_at", &self.login_at)
+            .field("sid", &self.sid)
             .field("refresh_token", &"***")
             .field("groups", &self.groups)
             .field("next_at_ms", &self.next_at_ms)

@@ -12,8 +12,8 @@ use super::sql::SqlStore;
 use super::url::Backend;
 use super::{ClaimsRefreshDone, ClaimsRefreshRecord, StoreError};
 
-const COLUMNS: &str = "login_id, iss, sub, login_at, refresh_token, group_list, next_at_ms, \
-                       failures, created_at_ms";
+const COLUMNS: &str = "login_id, iss, sub, login_at, sid, refresh_token, group_list, \
+                       next_at_ms, failures, created_at_ms";
 
 fn record_from_row(row: &AnyRow) -> Result<ClaimsRefreshRecord, StoreError> {
     Ok(ClaimsRefreshRecord {
@@ -21,6 +21,7 @@ fn record_from_row(row: &AnyRow) -> Result<ClaimsRefreshRecord, StoreError> {
         iss: row.try_get("iss")?,
         sub: row.try_get("sub")?,
         login_at: row.try_get("login_at")?,
+        sid: row.try_get("sid")?,
         refresh_token: row.try_get("refresh_token")?,
         groups: row.try_get("group_list")?,
         next_at_ms: row.try_get("next_at_ms")?,
@@ -36,12 +37,13 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO claims_refresh ({COLUMNS}, taken_until_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)"
         ))
         .bind(&r.login_id)
         .bind(&r.iss)
         .bind(&r.sub)
         .bind(r.login_at)
+        .bind(&r.sid)
         .bind(&r.refresh_token)
         .bind(&r.groups)
         .bind(r.next_at_ms)
@@ -121,7 +123,8 @@ impl SqlStore {
         let done = sqlx::query(
             "DELETE FROM claims_refresh WHERE created_at_ms < $1 AND NOT EXISTS \
              (SELECT 1 FROM sessions s WHERE s.iss = claims_refresh.iss \
-                 AND s.sub = claims_refresh.sub AND s.login_at = claims_refresh.login_at)",
+                 AND s.sub = claims_refresh.sub AND s.login_at = claims_refresh.login_at \
+                 AND (s.sid = claims_refresh.sid OR (s.sid IS NULL AND claims_refresh.sid IS NULL)))",
         )
         .bind(created_before_ms)
         .execute(self.pool())

@@ -420,7 +420,8 @@ pub trait Store: Send + Sync {
     /// Stops refreshing every login of one user; returns how many there were.
     async fn delete_claims_refreshes_of(&self, iss: &str, sub: &str) -> Result<u64, StoreError>;
     /// Deletes logins created before `created_before_ms` that no session is left of (same
-    /// iss, sub and login_at): they were logged out or timed out. Returns how many.
+    /// iss, sub, login_at and sid, a missing sid matching a missing one): they were logged
+    /// out or timed out. Returns how many.
     async fn delete_orphan_claims_refreshes(
         &self,
         created_before_ms: i64,

@@ -13,6 +13,7 @@ fn login(id: &str, sub: &str, login_at: i64, next_at_ms: i64) -> ClaimsRefreshRe
         iss: ISS.into(),
         sub: sub.into(),
         login_at,
+        sid: None,
         refresh_token: format!("v1.sealed-{id}"),
         groups: Some(r#"["engineering"]"#.into()),
         next_at_ms,
@@ -170,10 +171,28 @@ pub(super) async fn claims_refresh_story(store: &dyn Store) {
     let mut other = login("l6", "bob", 301, i64::MAX);
     other.created_at_ms = 500;
     store.put_claims_refresh(&other).await.unwrap();
+    // A login the IdP named a session for lives by that session only (two logins in one
+    // second tell apart by it).
+    let erin = SessionRecord {
+        sid: Some("s-7".into()),
+        ..session_of("rs-erin", "erin", 700)
+    };
+    store.put_session(&erin).await.unwrap();
+    for (id, sid) in [("l7", Some("s-7")), ("l8", Some("s-8")), ("l9", None)] {
+        let mut row = login(id, "erin", 700, i64::MAX);
+        row.sid = sid.map(str::to_string);
+        row.created_at_ms = 500;
+        store.put_claims_refresh(&row).await.unwrap();
+    }
     assert_eq!(
         store.delete_orphan_claims_refreshes(1_000).await.unwrap(),
-        2
+        4
     );
+    assert_eq!(
+        store.delete_claims_refreshes_of(ISS, "erin").await.unwrap(),
+        1
+    );
+    assert!(store.delete_session("rs-erin").await.unwrap());
     assert_eq!(
         store
             .delete_claims_refreshes_of(ISS, "carol")

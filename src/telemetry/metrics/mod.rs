@@ -59,8 +59,8 @@ pub struct Metrics {
     /// Lifecycle jobs given up after their last retry.
     pub lifecycle_failed: IntGauge,
     /// Claims refreshes by outcome: `unchanged`, `regrouped`, `refused` (sessions ended),
-    /// `failed` (retried later), `unreadable` (sealed token no longer opens),
-    /// `no_refresh_token` (a login the IdP gave none).
+    /// `failed` (retried later), `unreadable` (sealed token no longer opens), `ended` (no
+    /// session of the login left), `no_refresh_token` (a login the IdP gave none).
     pub claims_refreshes: IntCounterVec,
 }
 
