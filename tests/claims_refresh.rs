@@ -277,3 +277,24 @@ fn a_logged_out_login_is_not_refreshed_and_ends_no_other_login() {
         .iter()
         .any(|k| k == "claims_refresh_refused"));
 }
+
+#[test]
+fn an_unreachable_idp_keeps_sessions_and_is_retried() {
+    let mut jg = start();
+    let alice = jg.browser();
+    sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    within(Duration::from_secs(5), "a refresh", || {
+        refreshes(&jg, "unchanged") >= 1
+    });
+    // The IdP goes away: no answer is not a "no".
+    drop(jg.idp.take());
+    within(Duration::from_secs(10), "refreshes failing", || {
+        refreshes(&jg, "failed") >= 3
+    });
+    assert_eq!(alice.get(&jg.app_url("/home")).status, 200);
+    assert_eq!(refreshes(&jg, "refused"), 0);
+    assert!(!jg
+        .audit_kinds()
+        .iter()
+        .any(|k| k == "claims_refresh_refused"));
+}
