@@ -231,11 +231,18 @@ impl ClaimsRefresher<'_> {
             .as_ref()
             .map(|t| self.seal.seal(t.expose(), &owner))
             .transpose()?;
+        // The rotated token first: the old one may be spent, and losing the new one would
+        // make the next refresh look like a revocation.
+        let next = now_ms() + self.interval.as_millis() as i64;
+        self.finish(login, rotated.as_deref(), None, next, 0)
+            .await?;
         let new_groups = self.groups_in(refreshed.claims, login);
         let changed = new_groups
             .as_ref()
             .filter(|g| login.groups.as_ref() != Some(*g));
         if let Some(groups) = changed {
+            // The job, then the groups: if either write fails, the next refresh sees the
+            // change again and queues it again (a mover runs twice harmlessly).
             let list: Value = serde_json::from_str(groups).unwrap_or(Value::Null);
             let regroup = job(
                 "regroup",
@@ -244,17 +251,9 @@ impl ClaimsRefresher<'_> {
                 "groups changed at the IdP",
             )?;
             self.store.enqueue_lifecycle_jobs(&[regroup]).await?;
+            self.finish(login, None, Some(groups), next, 0).await?;
             tracing::info!(login = %login.login_id, sub = %login.sub, "groups changed at the IdP: mover queued");
         }
-        let next = now_ms() + self.interval.as_millis() as i64;
-        self.finish(
-            login,
-            rotated.as_deref(),
-            changed.map(String::as_str),
-            next,
-            0,
-        )
-        .await?;
         Ok(if changed.is_some() {
             Outcome::Regrouped
         } else {
