@@ -298,3 +298,26 @@ fn an_unreachable_idp_keeps_sessions_and_is_retried() {
         .iter()
         .any(|k| k == "claims_refresh_refused"));
 }
+
+/// Not a check, a measurement (`cargo test --test claims_refresh -- --ignored --nocapture`):
+/// how many refreshes a second one jitgate runs against the test IdP, both on this machine.
+#[test]
+#[ignore]
+fn refresh_throughput() {
+    let jg = start();
+    let logins = 300;
+    let browsers: Vec<_> = (0..logins).map(|_| jg.browser()).collect();
+    for b in &browsers {
+        sign_in(b, &jg.app_url("/home"), &ALICE);
+    }
+    let count = || refreshes(&jg, "unchanged") + refreshes(&jg, "failed");
+    std::thread::sleep(Duration::from_secs(2));
+    let (start_count, started) = (count(), Instant::now());
+    std::thread::sleep(Duration::from_secs(10));
+    let done = count() - start_count;
+    println!(
+        "{logins} logins, refresh_claims 1s: {:.0} refreshes/s ({} failed in all)",
+        done as f64 / started.elapsed().as_secs_f64(),
+        refreshes(&jg, "failed")
+    );
+}

@@ -207,7 +207,7 @@ impl ClaimsRefresher<'_> {
             self.finish(login, None, None, i64::MAX, 0).await?;
             return Ok(Outcome::Unreadable);
         }
-        if !self.has_sessions(login).await? {
+        if !self.store.login_has_sessions(login).await? {
             // Logged out (or timed out) since: nothing to refresh, and a refusal now (an
             // RP-initiated logout ends the IdP session too) must not end the user's other
             // logins. The sweep deletes the row.
@@ -259,16 +259,6 @@ impl ClaimsRefresher<'_> {
         } else {
             Outcome::Unchanged
         })
-    }
-
-    /// Whether a session of this login is left, on any host.
-    async fn has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError> {
-        Ok(self
-            .store
-            .sessions_of(&login.iss, &login.sub)
-            .await?
-            .iter()
-            .any(|s| s.login_at == login.login_at && s.sid == login.sid))
     }
 
     /// The groups in refreshed claims, as stored; `None` when they say nothing about groups

@@ -12,6 +12,10 @@ use super::sql::SqlStore;
 use super::url::Backend;
 use super::{ClaimsRefreshDone, ClaimsRefreshRecord, StoreError};
 
+/// A session of the login in `claims_refresh` (as `c`, or by its columns `$1`…`$4`).
+const SAME_LOGIN: &str = "s.iss = c.iss AND s.sub = c.sub AND s.login_at = c.login_at \
+                          AND (s.sid = c.sid OR (s.sid IS NULL AND c.sid IS NULL))";
+
 const COLUMNS: &str = "login_id, iss, sub, login_at, sid, refresh_token, group_list, \
                        next_at_ms, failures, created_at_ms";
 
@@ -103,6 +107,23 @@ impl SqlStore {
         Ok(())
     }
 
+    pub(super) async fn login_session_exists(
+        &self,
+        login: &ClaimsRefreshRecord,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 AS found FROM sessions WHERE iss = $1 AND sub = $2 AND login_at = $3 \
+             AND (sid = $4 OR (sid IS NULL AND $4 IS NULL)) LIMIT 1",
+        )
+        .bind(&login.iss)
+        .bind(&login.sub)
+        .bind(login.login_at)
+        .bind(&login.sid)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub(super) async fn delete_claims_refresh_rows_of(
         &self,
         iss: &str,
@@ -120,12 +141,11 @@ impl SqlStore {
         &self,
         created_before_ms: i64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM claims_refresh WHERE created_at_ms < $1 AND NOT EXISTS \
-             (SELECT 1 FROM sessions s WHERE s.iss = claims_refresh.iss \
-                 AND s.sub = claims_refresh.sub AND s.login_at = claims_refresh.login_at \
-                 AND (s.sid = claims_refresh.sid OR (s.sid IS NULL AND claims_refresh.sid IS NULL)))",
-        )
+        let done = sqlx::query(&format!(
+            "DELETE FROM claims_refresh WHERE login_id IN (SELECT c.login_id FROM claims_refresh c \
+             WHERE c.created_at_ms < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM sessions s WHERE {SAME_LOGIN}))"
+        ))
         .bind(created_before_ms)
         .execute(self.pool())
         .await?;

@@ -417,6 +417,9 @@ pub trait Store: Send + Sync {
     /// groups replace the stored ones when given; next_at_ms and failures as given. A login
     /// deleted meanwhile stays deleted.
     async fn finish_claims_refresh(&self, done: &ClaimsRefreshDone<'_>) -> Result<(), StoreError>;
+    /// Whether a session of this login is left on any host (same iss, sub, login_at and sid,
+    /// a missing sid matching a missing one).
+    async fn login_has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError>;
     /// Stops refreshing every login of one user; returns how many there were.
     async fn delete_claims_refreshes_of(&self, iss: &str, sub: &str) -> Result<u64, StoreError>;
     /// Deletes logins created before `created_before_ms` that no session is left of (same

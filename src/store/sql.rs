@@ -488,6 +488,10 @@ impl Store for SqlStore {
         self.finish_claims_refresh_row(done).await
     }
 
+    async fn login_has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError> {
+        self.login_session_exists(login).await
+    }
+
     async fn delete_claims_refreshes_of(&self, iss: &str, sub: &str) -> Result<u64, StoreError> {
         self.delete_claims_refresh_rows_of(iss, sub).await
     }

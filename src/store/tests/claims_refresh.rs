@@ -178,12 +178,24 @@ pub(super) async fn claims_refresh_story(store: &dyn Store) {
         ..session_of("rs-erin", "erin", 700)
     };
     store.put_session(&erin).await.unwrap();
-    for (id, sid) in [("l7", Some("s-7")), ("l8", Some("s-8")), ("l9", None)] {
+    for (id, sid, alive) in [
+        ("l7", Some("s-7"), true),
+        ("l8", Some("s-8"), false),
+        ("l9", None, false),
+    ] {
         let mut row = login(id, "erin", 700, i64::MAX);
         row.sid = sid.map(str::to_string);
         row.created_at_ms = 500;
         store.put_claims_refresh(&row).await.unwrap();
+        assert_eq!(store.login_has_sessions(&row).await.unwrap(), alive, "{id}");
     }
+    // Without a sid on either side, the login time decides.
+    let bob = login("l3", "bob", 300, 0);
+    assert!(store.login_has_sessions(&bob).await.unwrap());
+    assert!(!store
+        .login_has_sessions(&login("l3", "bob", 301, 0))
+        .await
+        .unwrap());
     assert_eq!(
         store.delete_orphan_claims_refreshes(1_000).await.unwrap(),
         4
