@@ -247,6 +247,10 @@ pub(super) fn session_settings(
         idle_timeout: pick(&raw.idle_timeout, defaults.idle_timeout),
         absolute_timeout: pick(&raw.absolute_timeout, defaults.absolute_timeout),
         revalidate_after: pick(&raw.revalidate_after, defaults.revalidate_after),
+        refresh_claims: raw
+            .refresh_claims
+            .is_some()
+            .then(|| pick(&raw.refresh_claims, Duration::from_secs(300))),
     };
     if settings.idle_timeout > settings.absolute_timeout {
         if let Some(idle) = &raw.idle_timeout {

@@ -80,6 +80,8 @@ pub struct SessionFile {
     pub absolute_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub revalidate_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub refresh_claims: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -136,6 +136,10 @@ pub struct SessionSettings {
     /// How long a replica trusts its in-memory copy of a session before re-reading the store
     /// (so a logout on another replica is honoured within this time).
     pub revalidate_after: Duration,
+    /// How often a login's claims are refreshed from the IdP with its refresh token (groups
+    /// that changed apply as a mover; a refused refresh ends the user's sessions). Off when
+    /// `None`.
+    pub refresh_claims: Option<Duration>,
 }
 
 impl Default for SessionSettings {
@@ -144,6 +148,7 @@ impl Default for SessionSettings {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             revalidate_after: Duration::from_secs(10),
+            refresh_claims: None,
         }
     }
 }

@@ -58,6 +58,26 @@ fn the_seed_loads() {
     load_in_dir(SEED).unwrap();
 }
 
+#[test]
+fn refresh_claims_is_off_unless_set_and_must_be_a_positive_duration() {
+    assert_eq!(load_in_dir(SEED).unwrap().session.refresh_claims, None);
+    let with = |value: &str| {
+        SEED.replace(
+            "  revalidate_after: 10s\n",
+            &format!("  revalidate_after: 10s\n  refresh_claims: {value}\n"),
+        )
+    };
+    let on = load_in_dir(&with("5m")).unwrap();
+    assert_eq!(
+        on.session.refresh_claims,
+        Some(std::time::Duration::from_secs(300))
+    );
+    for bad in ["0s", "often", "5 minutes"] {
+        let problems = load_in_dir(&with(bad)).unwrap_err();
+        assert_eq!(problems.0.len(), 1, "{bad}: {problems}");
+    }
+}
+
 proptest! {
     #![proptest_config(attacker_input::config(128))]
 

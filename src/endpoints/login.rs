@@ -25,6 +25,7 @@ use crate::auth::session::cookie::{self, CookieValue};
 use crate::auth::session::{ActiveSession, SessionError};
 use crate::endpoints::denial::Denial;
 use crate::gate::Gate;
+use crate::lifecycle::claims_refresh;
 use crate::lifecycle::directory::sign_in::SignIn;
 use crate::store::{Handoff, LoginTransaction, SessionRecord};
 use crate::telemetry::audit::{detail, AuditKind, Subject};
@@ -323,6 +324,8 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
         .create(req.host, &identity, login.sid.clone(), login.id_token, now)
         .await
         .map_err(session_error)?;
+    let (sid, refresh_token) = (login.sid.as_deref(), login.refresh_token.as_ref());
+    remember_for_refresh(gate, &identity, now, sid, refresh_token).await?;
     gate.metrics.logins.with_label_values(&["success"]).inc();
     gate.audit
         .record(
@@ -348,6 +351,31 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
         binding_hash: &txn.target_binding_hash,
     };
     finish_at_target_record(gate, created.record, target, cookies).await
+}
+
+/// With `session.refresh_claims` on, keeps the login's refresh token (sealed) so its claims
+/// are refreshed. A login that cannot be recorded fails: a user removed at the IdP would
+/// otherwise keep this session to its timeout.
+async fn remember_for_refresh(
+    gate: &Gate,
+    identity: &Identity,
+    login_at: i64,
+    sid: Option<&str>,
+    refresh_token: Option<&crate::config::Secret>,
+) -> Result<(), Denial> {
+    let (Some(interval), Some(seal)) = (gate.config.session.refresh_claims, &gate.refresh_seal)
+    else {
+        return Ok(());
+    };
+    let login = claims_refresh::NewLogin {
+        identity,
+        login_at,
+        sid,
+        refresh_token,
+    };
+    claims_refresh::remember_login(&gate.store, seal, &gate.metrics, login, interval)
+        .await
+        .map_err(store_down)
 }
 
 /// Where a finished sign-in goes: the app host, the path there, and the hash of the

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::auth::oidc::logout_token::ReplayGuard;
 use crate::auth::oidc::{Oidc, OidcError};
+use crate::auth::sealed::{RefreshSeal, SealError};
 use crate::auth::session::cookie::CookieNames;
 use crate::auth::session::Sessions;
 use crate::config::Config;
@@ -50,6 +51,8 @@ pub struct Gate {
     pub directory: Option<Directory>,
     /// Failed SCIM authentications per client address.
     pub scim_failures: FailureThrottle,
+    /// Seals the refresh tokens kept for `session.refresh_claims` (`None` when it is off).
+    pub refresh_seal: Option<RefreshSeal>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,8 @@ pub enum GateError {
     Oidc(#[from] OidcError),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 impl Gate {
@@ -68,7 +73,12 @@ impl Gate {
         policies: PolicySet,
         store: Arc<dyn Store>,
     ) -> Result<Self, GateError> {
-        let oidc = Oidc::new(config.idp.clone(), &config.public.base)?;
+        let oidc = Oidc::new(config.idp.clone(), &config.public.base)?
+            .asking_for_refresh_tokens(config.session.refresh_claims.is_some());
+        let refresh_seal = match config.session.refresh_claims {
+            Some(_) => Some(RefreshSeal::from_client_secret(&config.idp.client_secret)?),
+            None => None,
+        };
         let metrics = Metrics::new()?;
         let accounts = Arc::new(Accounts::new(
             store.clone(),
@@ -113,6 +123,7 @@ impl Gate {
             }),
             scim_failures: FailureThrottle::new(SCIM_FAILURES_PER_MINUTE, Duration::from_secs(60)),
             draining: Draining::default(),
+            refresh_seal,
             oidc,
             store,
             config,

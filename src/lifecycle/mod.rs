@@ -2,8 +2,11 @@
 //! created and kept current through the app's own API ([`provision`]); purpose-based,
 //! time-bound elevated access ([`grants`]: the per-request check, and the request, approve,
 //! expire and end calls); and the company directory the IdP pushes over SCIM
-//! ([`directory`]). They read the validated policy and write through the store.
+//! ([`directory`]); and, for IdPs without SCIM, the claims refreshed with each login's
+//! refresh token ([`claims_refresh`]). They read the validated policy and write through the
+//! store.
 
+pub mod claims_refresh;
 pub mod directory;
 pub mod grants;
 pub mod provision;

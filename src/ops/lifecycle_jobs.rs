@@ -16,7 +16,8 @@ const GAUGES_EVERY: u32 = 25;
 const GAUGE_SCAN: i64 = 100_000;
 
 pub async fn run_lifecycle_jobs(gate: Arc<Gate>) {
-    if gate.directory.is_none() {
+    // Jobs come from the directory (SCIM) and from claims refreshes (a mover).
+    if gate.directory.is_none() && gate.config.session.refresh_claims.is_none() {
         return;
     }
     let mut tick = tokio::time::interval(TICK);

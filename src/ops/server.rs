@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::edge::proxy::JitgateProxy;
 use crate::gate::{Gate, GateError};
 use crate::ops::admin::AdminApp;
-use crate::ops::{lifecycle_jobs, reload};
+use crate::ops::{claims_refresh, lifecycle_jobs, reload};
 use crate::policy::PolicySet;
 use crate::store::{self, Store};
 
@@ -70,6 +70,8 @@ pub fn start_control(config: Config, policies: PolicySet) -> Result<Control, Ser
         .track(runtime.spawn(reload::expire_grants(gate.clone())));
     gate.draining
         .track(runtime.spawn(lifecycle_jobs::run_lifecycle_jobs(gate.clone())));
+    gate.draining
+        .track(runtime.spawn(claims_refresh::run_claims_refresh(gate.clone())));
     // These serve the requests still in flight, up to the end of the process.
     runtime.spawn(reload::listen_grant_changes(gate.clone()));
     runtime.spawn(reload::listen_session_changes(gate.clone()));

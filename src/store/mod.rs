@@ -1,6 +1,7 @@
 //! Persistent state behind one small trait: sessions, login transactions, hand-offs, audit,
-//! accounts, grants, the company directory (SCIM users and groups) and the lifecycle queue
-//! (jobs that carry a directory change to sessions, grants and accounts, and identity links).
+//! accounts, grants, the company directory (SCIM users and groups), the lifecycle queue
+//! (jobs that carry a directory change to sessions, grants and accounts, and identity links)
+//! and the logins whose claims are refreshed (`session.refresh_claims`).
 //!
 //! The backend is chosen by URL scheme: `sqlite://PATH` (the embedded default; the file and
 //! its directory are created and migrated on first run) or `postgres://…` for several
@@ -13,6 +14,8 @@
 mod accounts_sql;
 mod audit_sql;
 mod changes;
+mod claims_refresh;
+mod claims_refresh_sql;
 mod directory;
 mod directory_sql;
 mod grants_sql;
@@ -30,6 +33,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use changes::{GrantChange, SessionChange, GRANTS_CHANNEL, SESSIONS_CHANNEL};
+pub use claims_refresh::{ClaimsRefreshDone, ClaimsRefreshRecord};
 pub use directory::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite};
 pub use lifecycle::{IdentityLink, LifecycleJob};
 pub use outage::StoreOutage;
@@ -396,6 +400,35 @@ pub trait Store: Send + Sync {
         link_value: &str,
         removed_at_ms: Option<i64>,
     ) -> Result<Vec<IdentityLink>, StoreError>;
+
+    /// Records a login whose claims are to be refreshed (its `login_id` is new).
+    async fn put_claims_refresh(&self, record: &ClaimsRefreshRecord) -> Result<(), StoreError>;
+    /// Takes up to `limit` logins due at `now_ms` (next_at_ms <= now_ms) that no runner holds,
+    /// and holds them until `now_ms + lease_ms`: two concurrent callers never take the same
+    /// one, and one whose runner died is taken again once its lease ran out. Most overdue
+    /// first.
+    async fn take_claims_refreshes(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimsRefreshRecord>, StoreError>;
+    /// Records how a refresh went and releases the login: the rotated token and the new
+    /// groups replace the stored ones when given; next_at_ms and failures as given. A login
+    /// deleted meanwhile stays deleted.
+    async fn finish_claims_refresh(&self, done: &ClaimsRefreshDone<'_>) -> Result<(), StoreError>;
+    /// Whether a session of this login is left on any host (same iss, sub, login_at and sid,
+    /// a missing sid matching a missing one).
+    async fn login_has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError>;
+    /// Stops refreshing every login of one user; returns how many there were.
+    async fn delete_claims_refreshes_of(&self, iss: &str, sub: &str) -> Result<u64, StoreError>;
+    /// Deletes logins created before `created_before_ms` that no session is left of (same
+    /// iss, sub, login_at and sid, a missing sid matching a missing one): they were logged
+    /// out or timed out. Returns how many.
+    async fn delete_orphan_claims_refreshes(
+        &self,
+        created_before_ms: i64,
+    ) -> Result<u64, StoreError>;
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The newest `limit` events, newest first.

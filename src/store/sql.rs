@@ -13,9 +13,9 @@ use sqlx::{AnyPool, Executor, Row};
 
 use super::url::{backend_of, Backend, SCHEMES};
 use super::{
-    AccountKey, AccountRecord, AuditEvent, DirectoryGroup, DirectoryKey, DirectoryUser,
-    DirectoryWrite, GrantRecord, Handoff, IdentityLink, LifecycleJob, LoginTransaction,
-    LogoutSelector, SessionRecord, Store, StoreError,
+    AccountKey, AccountRecord, AuditEvent, ClaimsRefreshDone, ClaimsRefreshRecord, DirectoryGroup,
+    DirectoryKey, DirectoryUser, DirectoryWrite, GrantRecord, Handoff, IdentityLink, LifecycleJob,
+    LoginTransaction, LogoutSelector, SessionRecord, Store, StoreError,
 };
 
 #[derive(Debug, Clone)]
@@ -469,6 +469,39 @@ impl Store for SqlStore {
         removed_at_ms: Option<i64>,
     ) -> Result<Vec<IdentityLink>, StoreError> {
         self.mark_link_rows_removed(link_value, removed_at_ms).await
+    }
+
+    async fn put_claims_refresh(&self, record: &ClaimsRefreshRecord) -> Result<(), StoreError> {
+        self.put_claims_refresh_row(record).await
+    }
+
+    async fn take_claims_refreshes(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimsRefreshRecord>, StoreError> {
+        self.take_claims_refresh_rows(now_ms, lease_ms, limit).await
+    }
+
+    async fn finish_claims_refresh(&self, done: &ClaimsRefreshDone<'_>) -> Result<(), StoreError> {
+        self.finish_claims_refresh_row(done).await
+    }
+
+    async fn login_has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError> {
+        self.login_session_exists(login).await
+    }
+
+    async fn delete_claims_refreshes_of(&self, iss: &str, sub: &str) -> Result<u64, StoreError> {
+        self.delete_claims_refresh_rows_of(iss, sub).await
+    }
+
+    async fn delete_orphan_claims_refreshes(
+        &self,
+        created_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.delete_orphan_claims_refresh_rows(created_before_ms)
+            .await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

@@ -72,6 +72,9 @@ pub enum AuditKind {
     DirectoryJoiner,
     /// A lifecycle job given up after its last retry.
     LifecycleJobFailed,
+    /// The IdP refused to refresh a login's claims (`invalid_grant`: the user was disabled or
+    /// deleted there, or the grant revoked): the user's sessions were ended everywhere.
+    ClaimsRefreshRefused,
 }
 
 impl AuditKind {
@@ -112,6 +115,7 @@ impl AuditKind {
             AuditKind::Mover => "mover",
             AuditKind::DirectoryJoiner => "directory_joiner",
             AuditKind::LifecycleJobFailed => "lifecycle_job_failed",
+            AuditKind::ClaimsRefreshRefused => "claims_refresh_refused",
         }
     }
 }

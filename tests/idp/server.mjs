@@ -184,6 +184,9 @@ function buildProvider(issuer) {
     interactions: {
       url: (ctx, interaction) => `/interaction/${interaction.uid}`,
     },
+    // Like Keycloak: every code exchange brings a refresh token (no offline_access needed),
+    // which lives as long as the IdP's session.
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
     renderError,
     ttl: {
       AccessToken: 600,
@@ -300,7 +303,8 @@ const server = http.createServer(async (req, res) => {
     }
 
     // Test-only directory change: a user's groups, as an IdP admin would edit them
-    // (form fields login, groups=comma,separated). Takes effect at the user's next login.
+    // (form fields login, groups=comma,separated). Takes effect at the user's next login or
+    // token refresh.
     if (pathname === '/test/groups' && req.method === 'POST') {
       const form = await readForm(req);
       const user = usersByLogin.get(form.get('login') ?? '');
@@ -309,6 +313,21 @@ const server = http.createServer(async (req, res) => {
         return;
       }
       user.groups = (form.get('groups') ?? '').split(',').filter((g) => g !== '');
+      send(res, 200, 'ok', 'text/plain; charset=utf-8');
+      return;
+    }
+
+    // Test-only removal: the user is deleted at the IdP, as an admin would (form field login).
+    // Their next refresh is refused with invalid_grant, and they can no longer sign in.
+    if (pathname === '/test/remove' && req.method === 'POST') {
+      const form = await readForm(req);
+      const user = usersByLogin.get(form.get('login') ?? '');
+      if (!user) {
+        send(res, 404, 'no such user', 'text/plain; charset=utf-8');
+        return;
+      }
+      usersByLogin.delete(user.login);
+      usersBySub.delete(user.sub);
       send(res, 200, 'ok', 'text/plain; charset=utf-8');
       return;
     }

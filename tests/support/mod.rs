@@ -179,6 +179,18 @@ impl IdpProcess {
     }
 }
 
+impl IdpProcess {
+    /// Deletes a user at the IdP (their refresh tokens are refused from now on).
+    pub fn remove_user(&self, login: &str) {
+        let answer = reqwest::blocking::Client::new()
+            .post(format!("{}/test/remove", self.issuer))
+            .form(&[("login", login)])
+            .send()
+            .expect("IdP reachable");
+        assert_eq!(answer.status(), 200, "IdP refused the removal");
+    }
+}
+
 impl Drop for IdpProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -217,6 +229,8 @@ pub struct Options {
     pub store: Option<String>,
     /// Serve the SCIM service, with [`SCIM_TOKEN`] (from a file) as its token.
     pub scim: bool,
+    /// `session.refresh_claims` (off when `None`).
+    pub refresh_claims: Option<&'static str>,
 }
 
 /// The bearer token of the SCIM service in tests (`Options::scim`).
@@ -232,6 +246,7 @@ impl Default for Options {
             policy: None,
             store: None,
             scim: false,
+            refresh_claims: None,
         }
     }
 }
@@ -317,10 +332,14 @@ impl Jitgate {
             "listen:\n{listen}  admin: 127.0.0.1:{admin_port}\n\
 public_base_url: {base}\n\
 idp:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret_file: client-secret\n  scopes: [openid, profile, email, groups]\n\
-session:\n  idle_timeout: {}\n  absolute_timeout: {}\n  revalidate_after: 1s\n\
+session:\n  idle_timeout: {}\n  absolute_timeout: {}\n  revalidate_after: 1s\n{}\
 policies: policies\n{}{}",
             options.idle_timeout,
             options.absolute_timeout,
+            options
+                .refresh_claims
+                .map(|every| format!("  refresh_claims: {every}\n"))
+                .unwrap_or_default(),
             options
                 .store
                 .as_ref()

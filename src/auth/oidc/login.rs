@@ -8,14 +8,15 @@ use std::time::Instant;
 use openidconnect::core::{CoreClient, CoreIdTokenVerifier, CoreResponseType};
 use openidconnect::{
     AccessTokenHash, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    Scope, SignatureVerificationError, TokenResponse,
+    ClientSecret, CsrfToken, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde_json::{Map, Value};
 
 use super::claims::PROTOCOL_CLAIMS;
 use super::discovery::Provider;
 use super::{error_chain, jwt, Oidc, OidcError, ALLOWED_ALGS};
+use crate::config::Secret;
 
 /// Allowed clock difference with the IdP.
 const CLOCK_SKEW: i64 = 120;
@@ -37,10 +38,12 @@ pub struct LoginResult {
     /// ID token claims merged with userinfo claims (protocol claims removed).
     pub claims: Map<String, Value>,
     pub id_token: String,
+    /// The refresh token, when the IdP issued one (kept only for `session.refresh_claims`).
+    pub refresh_token: Option<Secret>,
 }
 
 impl Oidc {
-    fn client(
+    pub(super) fn client(
         &self,
         provider: &Provider,
     ) -> openidconnect::core::CoreClient<
@@ -75,6 +78,9 @@ impl Oidc {
         );
         for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if self.offline {
+            request = request.add_extra_param("access_type", "offline");
         }
         let (url, _, _) = request.set_pkce_challenge(challenge).url();
         Ok(LoginStart {
@@ -124,13 +130,7 @@ impl Oidc {
                 }
                 IdTokenCheck::Invalid(msg) => OidcError::InvalidToken(msg),
             })?;
-        let now = crate::util::clock::now_secs();
-        let iat = claims.issue_time().timestamp();
-        if iat > now + CLOCK_SKEW || iat < now - MAX_ID_TOKEN_AGE {
-            return Err(OidcError::InvalidToken(
-                "issued at an implausible time (check clocks)".into(),
-            ));
-        }
+        issued_recently(&claims)?;
         let raw_token = id_token.to_string();
         let mut merged =
             jwt::payload(&raw_token).map_err(|e| OidcError::InvalidToken(e.to_string()))?;
@@ -140,35 +140,46 @@ impl Oidc {
             .get("sid")
             .and_then(Value::as_str)
             .map(str::to_string);
-        if let Some(url) = provider.metadata.userinfo_endpoint() {
-            self.merge_userinfo(
-                url.as_str(),
-                response.access_token().secret(),
-                &sub,
-                &mut merged,
-            )
+        self.add_userinfo(&provider, response.access_token(), &sub, &mut merged)
             .await;
-        }
-        for claim in PROTOCOL_CLAIMS {
-            merged.remove(*claim);
-        }
-        merged.remove("iss");
-        merged.remove("sub");
         Ok(LoginResult {
             iss,
             sub,
             sid,
             claims: merged,
             id_token: raw_token,
+            refresh_token: response
+                .refresh_token()
+                .map(|t| Secret::new(t.secret().clone())),
         })
     }
 
+    /// Adds the userinfo claims (when the provider has the endpoint) and removes the claims
+    /// about the token itself, and `iss`/`sub`.
+    pub(super) async fn add_userinfo(
+        &self,
+        provider: &Provider,
+        access_token: &openidconnect::AccessToken,
+        sub: &str,
+        claims: &mut Map<String, Value>,
+    ) {
+        if let Some(url) = provider.metadata.userinfo_endpoint() {
+            self.merge_userinfo(url.as_str(), access_token.secret(), sub, claims)
+                .await;
+        }
+        for claim in PROTOCOL_CLAIMS {
+            claims.remove(*claim);
+        }
+        claims.remove("iss");
+        claims.remove("sub");
+    }
+
     /// Verifies signature and claims (iss, aud, azp, exp, nonce, at_hash).
-    fn check_id_token(
+    pub(super) fn check_id_token(
         &self,
         provider: &Provider,
         id_token: &openidconnect::core::CoreIdToken,
-        nonce: &Nonce,
+        nonce: impl NonceVerifier,
         access_token: &openidconnect::AccessToken,
     ) -> Result<openidconnect::core::CoreIdTokenClaims, IdTokenCheck> {
         let verifier = self.verifier(provider);
@@ -207,6 +218,21 @@ impl Oidc {
     }
 }
 
+/// An ID token issued within the last [`MAX_ID_TOKEN_AGE`] (by our clock, give or take
+/// [`CLOCK_SKEW`]).
+pub(super) fn issued_recently(
+    claims: &openidconnect::core::CoreIdTokenClaims,
+) -> Result<(), OidcError> {
+    let now = crate::util::clock::now_secs();
+    let iat = claims.issue_time().timestamp();
+    if iat > now + CLOCK_SKEW || iat < now - MAX_ID_TOKEN_AGE {
+        return Err(OidcError::InvalidToken(
+            "issued at an implausible time (check clocks)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// OIDC Core 3.1.3.7, steps 4 and 5: an `azp` must be our client id, and a token for
 /// several audiences must carry one (the library checks that `aud` includes us).
 fn authorized_party_is_us(
@@ -224,7 +250,7 @@ fn authorized_party_is_us(
     }
 }
 
-enum IdTokenCheck {
+pub(super) enum IdTokenCheck {
     UnknownKey,
     Invalid(String),
 }

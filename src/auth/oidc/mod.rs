@@ -1,5 +1,6 @@
 //! The OpenID Connect relying party: discovery, login (auth code + PKCE S256), ID token
-//! validation, userinfo, RP-initiated logout URLs and back-channel logout tokens.
+//! validation, userinfo, RP-initiated logout URLs, back-channel logout tokens, and claims
+//! refreshed with a refresh token (`refresh`).
 //!
 //! Discovery is lazy and retried: jitgate starts even when the IdP is down, and a login
 //! attempt while it is unreachable gets [`OidcError::Unavailable`] (a 503 page), never a
@@ -17,6 +18,7 @@ mod discovery;
 mod jwt;
 mod login;
 pub mod logout_token;
+mod refresh;
 
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ use crate::config::IdpSettings;
 pub use discovery::JWKS_FETCH_FLOOR;
 use discovery::{LastJwksFetch, Provider};
 pub use login::{LoginResult, LoginStart};
+pub use refresh::Refreshed;
 
 /// Asymmetric signing algorithms we accept; everything else (none, HS*) is refused.
 pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
@@ -50,7 +53,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum OidcError {
     #[error("the identity provider is unreachable: {0}")]
     Unavailable(String),
-    #[error("the identity provider refused the login: {0}")]
+    /// A login's code was refused, or a refresh token (`invalid_grant`, see `refresh`).
+    #[error("the identity provider refused: {0}")]
     Refused(String),
     #[error("the ID token is invalid: {0}")]
     InvalidToken(String),
@@ -69,6 +73,9 @@ pub struct Oidc {
     discovery_lock: Mutex<Option<Instant>>,
     /// Held while fetching the JWKS; how the last fetch went.
     jwks_lock: Mutex<LastJwksFetch>,
+    /// Ask for refresh tokens the way Google needs (`access_type=offline`), for
+    /// `session.refresh_claims`.
+    offline: bool,
     /// How many tokens wait for `jwks_lock` now (at most [`MAX_JWKS_WAITERS`](discovery::MAX_JWKS_WAITERS)).
     jwks_waiters: AtomicUsize,
 }
@@ -95,7 +102,15 @@ impl Oidc {
             discovery_lock: Mutex::new(None),
             jwks_lock: Mutex::new(LastJwksFetch::default()),
             jwks_waiters: AtomicUsize::new(0),
+            offline: false,
         })
+    }
+
+    /// Adds `access_type=offline` to authorization requests: Google issues a refresh token
+    /// only with it; other IdPs ignore parameters they do not know (RFC 6749 §3.1).
+    pub fn asking_for_refresh_tokens(mut self, yes: bool) -> Self {
+        self.offline = yes;
+        self
     }
 
     pub fn issuer(&self) -> &str {

@@ -4,6 +4,7 @@
 //! creates its own scratch database so parallel runs never meet. Override the server with
 //! `JITGATE_TEST_POSTGRES=postgres://user@host:port/db`.
 
+mod claims_refresh;
 mod directory;
 mod lifecycle;
 mod movers;
@@ -465,6 +466,8 @@ async fn sqlite_store_keeps_the_contract() {
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
     movers::group_writes_carry_jobs(store.as_ref()).await;
     movers::session_identities_story(store.as_ref()).await;
+    claims_refresh::claims_refresh_story(store.as_ref()).await;
+    claims_refresh::claims_refresh_take_race(store.clone()).await;
     // Reopening an existing database runs no migration twice.
     drop(store);
     let again = open(&url).await.unwrap();
@@ -513,6 +516,8 @@ async fn postgres_store_keeps_the_contract() {
     lifecycle::directory_writes_carry_jobs(store.as_ref()).await;
     movers::group_writes_carry_jobs(store.as_ref()).await;
     movers::session_identities_story(store.as_ref()).await;
+    claims_refresh::claims_refresh_story(store.as_ref()).await;
+    claims_refresh::claims_refresh_take_race(store.clone()).await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&mut admin)

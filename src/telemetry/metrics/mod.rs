@@ -58,6 +58,10 @@ pub struct Metrics {
     pub lifecycle_oldest_seconds: IntGauge,
     /// Lifecycle jobs given up after their last retry.
     pub lifecycle_failed: IntGauge,
+    /// Claims refreshes by outcome: `unchanged`, `regrouped`, `refused` (sessions ended),
+    /// `failed` (retried later), `unreadable` (sealed token no longer opens), `ended` (no
+    /// session of the login left), `no_refresh_token` (a login the IdP gave none).
+    pub claims_refreshes: IntCounterVec,
 }
 
 impl Metrics {
@@ -128,6 +132,11 @@ impl Metrics {
         registry.register(Box::new(lifecycle_queue_depth.clone()))?;
         registry.register(Box::new(lifecycle_oldest_seconds.clone()))?;
         registry.register(Box::new(lifecycle_failed.clone()))?;
+        let claims_refreshes = IntCounterVec::new(
+            Opts::new("claims_refreshes_total", "Claims refreshes by outcome"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(claims_refreshes.clone()))?;
         registry.register(Box::new(provisioning_calls.clone()))?;
         registry.register(Box::new(provisioning_seconds.clone()))?;
         registry.register(Box::new(provisioning_errors.clone()))?;
@@ -155,6 +164,7 @@ impl Metrics {
             lifecycle_queue_depth,
             lifecycle_oldest_seconds,
             lifecycle_failed,
+            claims_refreshes,
         })
     }
 
