@@ -123,7 +123,11 @@ impl Effects<'_> {
             sessions: self.regroup_sessions(iss, sub, groups).await?,
             ..Moved::default()
         };
-        let actor = Actor::directory(&job.by);
+        // Who ends grants: the directory (SCIM), or the IdP (a claims refresh's `regroup`).
+        let actor = match job.kind.as_str() {
+            "regroup" => Actor::idp(&job.by),
+            _ => Actor::directory(&job.by),
+        };
         let why = Because {
             by: &job.by,
             reason: &job.reason,

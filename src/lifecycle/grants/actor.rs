@@ -48,6 +48,17 @@ impl Actor {
         }
     }
 
+    /// The IdP, as a claims refresh reads it (a mover whose groups changed there).
+    pub fn idp(by: &str) -> Self {
+        Self {
+            iss: "jitgate:idp".into(),
+            sub: by.into(),
+            username: format!("idp:{by}"),
+            groups: Vec::new(),
+            operator: true,
+        }
+    }
+
     pub(super) fn in_any(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))
     }
