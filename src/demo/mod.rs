@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use pingora_core::services::listening::Service;
 
-use crate::config::{Config, IdpSettings, Listen, PublicUrl, Secret, SessionSettings};
+use crate::config::{
+    Config, IdpSettings, LifecycleSettings, Listen, PublicUrl, Secret, SessionSettings,
+};
 use crate::ops::server::{build_server, start_control, Control, ServerError};
 use crate::policy;
 use crate::util::random;
@@ -285,6 +287,7 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
         store_url: crate::store::embedded_url(&dir.join("jitgate.db")),
         policies_dir: policies_dir.clone(),
         scim: None,
+        lifecycle: LifecycleSettings::default(),
     };
     let issuer = issuer::DevIssuer::new(
         issuer_url.clone(),

@@ -81,6 +81,11 @@ impl Replica {
         }
     }
 
+    /// SIGKILL, as a crash would: no drain, nothing finished or released.
+    pub fn kill(self) {
+        drop(self);
+    }
+
     pub fn logs(&self) -> String {
         String::from_utf8_lossy(&self.logs.lock().unwrap()).into_owned()
     }
