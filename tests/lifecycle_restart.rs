@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jitgate::store::{LifecycleJob, Store};
-use reqwest::blocking::Client;
-use serde_json::{json, Value};
+use serde_json::json;
+use support::directory::{push_group_at, push_user_at, scim_at};
 use support::legacy_app::LegacyApp;
 use support::process::{write_config, Replica, ScratchDb};
-use support::{free_port, sign_in, Browser, IdpProcess, ALICE, SCIM_TOKEN};
+use support::{free_port, sign_in, Browser, IdpProcess, ALICE};
 
 const TOKEN: &str = "legacy-admin-token-7d1e4a";
 /// Short, so the test waits seconds, not the default two minutes.
@@ -51,20 +51,6 @@ routes:
     allow: { groups: [engineering] }
 "#;
 const LEASE: Duration = Duration::from_secs(14);
-
-fn scim(base: &str, method: &str, path: &str, body: Value) -> Value {
-    let resp = Client::new()
-        .request(method.parse().unwrap(), format!("{base}{path}"))
-        .bearer_auth(SCIM_TOKEN)
-        .header("content-type", "application/scim+json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    assert!(status < 300, "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
 
 fn active(app: &LegacyApp, username: &str) -> Option<bool> {
     app.state
@@ -122,16 +108,8 @@ fn a_jitgate_killed_during_the_deactivate_call_is_finished_by_the_next_start() {
     // Alice is in the directory, signed in, with an account in the app.
     let first = Replica::start(&configs[0], ports[0]);
     let scim_base = format!("{}/.jitgate/scim/v2", first.base);
-    let created = scim(
-        &scim_base,
-        "POST",
-        "/Users",
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": "alice@example.test", "externalId": ALICE.sub, "active": true
-        }),
-    );
-    let alice_id = created["id"].as_str().unwrap().to_string();
+    let alice_id = push_user_at(&scim_base, &ALICE);
+    push_group_at(&scim_base, "engineering", &[&alice_id]);
     let browser = Browser::new(ports[0], false);
     sign_in(
         &browser,
@@ -142,7 +120,7 @@ fn a_jitgate_killed_during_the_deactivate_call_is_finished_by_the_next_start() {
 
     // The app stops answering; the directory sets alice inactive and gets its answer.
     app.state.hang.store(true, Ordering::SeqCst);
-    scim(
+    scim_at(
         &scim_base,
         "PATCH",
         &format!("/Users/{alice_id}"),
