@@ -20,6 +20,7 @@ use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::scim_log::ScimLog;
 use crate::util::throttle::FailureThrottle;
 
 /// Failed SCIM authentications one address may make per minute before it is refused.
@@ -50,6 +51,8 @@ pub struct Gate {
     pub directory: Option<Directory>,
     /// Failed SCIM authentications per client address.
     pub scim_failures: FailureThrottle,
+    /// Recent SCIM requests, written to the store in the background.
+    pub scim_log: ScimLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,7 @@ impl Gate {
                 )
             }),
             scim_failures: FailureThrottle::new(SCIM_FAILURES_PER_MINUTE, Duration::from_secs(60)),
+            scim_log: ScimLog::default(),
             draining: Draining::default(),
             oidc,
             store,

@@ -7,6 +7,7 @@
 mod directory;
 mod lifecycle;
 mod movers;
+mod scim_requests;
 mod session_feed;
 
 use super::*;
@@ -456,6 +457,7 @@ async fn sqlite_store_keeps_the_contract() {
     accounts_story(store.as_ref()).await;
     leases_story(store.clone()).await;
     grants_story(store.as_ref()).await;
+    scim_requests::scim_request_log_story(store.as_ref()).await;
     directory::directory_users_story(store.as_ref()).await;
     directory::directory_groups_story(store.as_ref()).await;
     directory::directory_create_race(store.clone()).await;
@@ -504,6 +506,7 @@ async fn postgres_store_keeps_the_contract() {
     accounts_story(store.as_ref()).await;
     leases_story(store.clone()).await;
     grants_story(store.as_ref()).await;
+    scim_requests::scim_request_log_story(store.as_ref()).await;
     directory::directory_users_story(store.as_ref()).await;
     directory::directory_groups_story(store.as_ref()).await;
     directory::directory_create_race(store.clone()).await;
