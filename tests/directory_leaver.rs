@@ -9,6 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use jitgate::store::Store;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 use support::directory::push_group_at;
@@ -53,6 +54,9 @@ provisioning:
   deactivate:
     method: DELETE
     url: /users/{{ account.id }}
+  operations:
+    make-admin: { method: PUT, url: "/users/{{ account.id }}", body: { role: admin } }
+    drop-admin: { method: PUT, url: "/users/{{ account.id }}", body: { role: "{{ role | default('viewer') }}" } }
 grants:
   wiki-admin:
     max_duration: 1h
@@ -60,10 +64,40 @@ grants:
     approval:
       auto: { groups: [engineering] }
       approvers: { groups: [engineering] }
+    app_calls: { start: make-admin, end: drop-admin }
 routes:
   - path: /admin/**
     allow: { groups: [engineering] }
     elevate: wiki-admin
+  - path: /**
+    allow: { groups: [engineering, support] }
+"#;
+
+/// A second app (its own stand-in), where alice holds an account too.
+const DOCS_POLICY: &str = r#"
+app: docs
+hosts: [docs.example.test]
+upstream: {ORIGIN}
+identity:
+  headers:
+    X-Forwarded-User: preferred_username
+provisioning:
+  api: {API}
+  auth: { bearer: { file: {TOKEN_FILE} } }
+  timeout: 1s
+  lookup:
+    method: GET
+    url: /users?username={{ user.username }}
+    account_id: /0/id
+  create:
+    method: POST
+    url: /users
+    body: { username: "{{ user.username }}", role: reader }
+    account_id: /id
+  deactivate:
+    method: DELETE
+    url: /users/{{ account.id }}
+routes:
   - path: /**
     allow: { groups: [engineering, support] }
 "#;
@@ -316,11 +350,33 @@ fn a_deleted_user_is_refused_at_sign_in_and_their_sessions_end() {
     });
 }
 
+fn app_account_role(app: &LegacyApp, username: &str) -> Option<String> {
+    app.state
+        .accounts()
+        .iter()
+        .find(|a| a.username == username)
+        .map(|a| a.role.clone())
+}
+
+/// The issue's end-to-end leaver: two replicas on PostgreSQL; alice has a session on each,
+/// an active grant whose end call drops her role in wiki, and accounts in wiki and docs.
 #[test]
-fn a_leaver_is_refused_by_every_replica_within_1s() {
-    let (_app, policy, _dir) = app_and_policy();
+fn a_leaver_on_two_replicas_loses_sessions_grants_accounts_and_sign_in() {
+    let (wiki, wiki_policy, dir) = app_and_policy();
+    let docs = LegacyApp::start(TOKEN);
+    let docs_policy = DOCS_POLICY
+        .replace("{ORIGIN}", &docs.origin())
+        .replace("{API}", &docs.api())
+        .replace(
+            "{TOKEN_FILE}",
+            &dir.path().join("wiki-token").display().to_string(),
+        );
     // Replicas trust a cached session for a minute: only the store's feed can explain 1 s.
-    let pair = TwoReplicas::start_with(&policy, "60s", true);
+    let pair = TwoReplicas::start_with_apps(
+        &[("wiki", &wiki_policy), ("docs", &docs_policy)],
+        "60s",
+        true,
+    );
     let base = format!(
         "http://127.0.0.1:{}/.jitgate/scim/v2",
         pair.replicas[0].port
@@ -331,6 +387,24 @@ fn a_leaver_is_refused_by_every_replica_within_1s() {
         let chain = sign_in(browser, &pair.url(i, "/home"), &ALICE);
         assert_eq!(chain.last().unwrap().status, 200);
     }
+    // An account in docs too (the auth host's session signs her in there).
+    let docs_home = pair.url_on(support::SECOND_APP_HOST, 0, "/home");
+    let chain = pair.browsers[0].follow(&docs_home);
+    assert_eq!(chain.last().unwrap().status, 200, "{chain:?}");
+    assert_eq!(app_account_active(&wiki, "alice"), Some(true));
+    assert_eq!(app_account_active(&docs, "alice"), Some(true));
+    // An active grant, asked for on replica 1; its start call makes her admin in wiki.
+    let grant = pair.browsers[1].post_json(
+        &pair.url(1, "/.jitgate/api/grants"),
+        &json!({ "type": "wiki-admin", "purpose": "INC-1", "duration": "30m" }),
+    );
+    assert_eq!(grant.status, 201, "{}", grant.body);
+    within(Duration::from_secs(5), "the start call", || {
+        app_account_role(&wiki, "alice").as_deref() == Some("admin")
+    });
+    assert_eq!(pair.browsers[0].get(&pair.url(0, "/admin/x")).status, 200);
+
+    // Deactivated over SCIM on replica 0.
     scim_at(
         &base,
         "PATCH",
@@ -338,7 +412,9 @@ fn a_leaver_is_refused_by_every_replica_within_1s() {
         deactivate_patch(),
     );
     let patched = Instant::now();
-    for (i, browser) in pair.browsers.iter().enumerate() {
+    // The session is refused on the other replica (and this one) within 1 s.
+    for i in [1, 0] {
+        let browser = &pair.browsers[i];
         within(Duration::from_secs(1), "a replica refuses alice", || {
             browser.get(&pair.url(i, "/home")).status != 200
         });
@@ -349,4 +425,79 @@ fn a_leaver_is_refused_by_every_replica_within_1s() {
             took.as_millis()
         );
     }
+    // The end call is made, and both accounts are deactivated.
+    within(Duration::from_secs(5), "the end call", || {
+        app_account_role(&wiki, "alice").as_deref() == Some("editor")
+    });
+    let end_call = patched.elapsed();
+    within(Duration::from_secs(5), "both accounts deactivated", || {
+        app_account_active(&wiki, "alice") == Some(false)
+            && app_account_active(&docs, "alice") == Some(false)
+    });
+    println!(
+        "end call made {} ms, both app accounts deactivated {} ms after the PATCH returned",
+        end_call.as_millis(),
+        patched.elapsed().as_millis()
+    );
+    // A new grant request is refused (her sessions are gone), on either replica.
+    for (i, browser) in pair.browsers.iter().enumerate() {
+        let ask = browser.post_json(
+            &pair.url(i, "/.jitgate/api/grants"),
+            &json!({ "type": "wiki-admin", "purpose": "INC-2", "duration": "30m" }),
+        );
+        assert_eq!(ask.status, 401, "replica {i}: {}", ask.body);
+    }
+    // A new sign-in is refused with the page, though the IdP signs her in.
+    let fresh = support::Browser::new(pair.replicas[1].port, false);
+    let chain = fresh.login(&pair.url(1, "/home"), &ALICE);
+    let last = chain.last().unwrap();
+    assert_eq!(last.status, 403, "{}", last.body);
+    assert!(
+        last.body.contains("removed by your organisation"),
+        "{}",
+        last.body
+    );
+
+    // What the store holds: the grant revoked with its end call made, one grant only, the
+    // deactivations done, and the audit trail.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(jitgate::store::open(&pair.db.url)).unwrap();
+    let grants = rt.block_on(store.list_grants(None, None)).unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0].status, "revoked");
+    let jobs = rt.block_on(store.list_lifecycle_jobs(&[], 20)).unwrap();
+    let deactivations: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.kind == "deactivate_account")
+        .collect();
+    assert_eq!(deactivations.len(), 2, "{jobs:?}");
+    within(Duration::from_secs(5), "every job done", || {
+        rt.block_on(store.list_lifecycle_jobs(&[], 20))
+            .unwrap()
+            .iter()
+            .all(|j| j.state == "done")
+    });
+    let audit = rt.block_on(store.recent_audit(500)).unwrap();
+    let end = audit
+        .iter()
+        .find(|e| e.kind == "grant_app_call" && e.detail.contains(r#""when":"end""#));
+    assert!(
+        end.is_some_and(|e| e.detail.contains(r#""status":200"#)),
+        "{end:?}"
+    );
+    for kind in ["directory_leaver", "grant_revoked", "login_failed"] {
+        assert!(audit.iter().any(|e| e.kind == kind), "no {kind} event");
+    }
+    let deactivated: Vec<_> = audit
+        .iter()
+        .filter(|e| e.kind == "account_deactivated")
+        .filter_map(|e| e.app.clone())
+        .collect();
+    assert!(
+        deactivated.contains(&"wiki".to_string()) && deactivated.contains(&"docs".to_string()),
+        "{deactivated:?}"
+    );
 }

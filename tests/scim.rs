@@ -202,11 +202,25 @@ fn a_missing_or_wrong_token_gets_401_and_a_guesser_is_throttled() {
     // The IdP, sending from an address strangers share, still gets through.
     scim.token = SCIM_TOKEN.into();
     assert_eq!(scim.get("/Users").status, 200);
-    // The token never reaches the audit trail.
-    let store = jg.gate().store.clone();
-    let events = jg
-        .block_on(async move { store.recent_audit(100).await })
-        .unwrap();
+    // The token never reaches the audit trail. Refusals are audited in the background:
+    // wait for the twentieth, then make sure no more came.
+    let audited = || {
+        let store = jg.gate().store.clone();
+        jg.block_on(async move { store.recent_audit(100).await })
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while audited()
+        .iter()
+        .filter(|e| e.kind == "scim_refused")
+        .count()
+        < 20
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let events = audited();
     assert_eq!(
         events.iter().filter(|e| e.kind == "scim_refused").count(),
         20,
@@ -543,6 +557,116 @@ fn every_change_is_audited_with_the_token_and_the_state_before_and_after() {
         metrics.contains("jitgate_scim_requests_total{method=\"PATCH\",status=\"200\"} 2"),
         "{metrics}"
     );
+}
+
+/// Polls the store's SCIM request log until `done` holds (the writer runs in the background).
+fn logged_requests(
+    jg: &Jitgate,
+    done: impl Fn(&[jitgate::store::ScimRequest]) -> bool,
+) -> Vec<jitgate::store::ScimRequest> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let store = jg.gate().store.clone();
+        let logged = jg
+            .block_on(async move { store.recent_scim_requests(10_000).await })
+            .unwrap();
+        if done(&logged) || std::time::Instant::now() > deadline {
+            return logged;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn scim_status_lists_recent_requests_and_failures_without_queries_or_tokens() {
+    let jg = start(None);
+    let mut scim = Scim::new(&jg);
+    let ann = scim.create_user("ann@example.com", "00u1");
+    let taken = scim.post("/Users", okta_user("Ann@Example.com", "00u7", true));
+    assert_scim_error(&taken, 409, Some("uniqueness"));
+    let filtered = scim.get("/Users?filter=userName%20eq%20%22ann%40example.com%22");
+    assert_eq!(filtered.status, 200);
+    scim.token = "wrong-token-wrong-token-wrong".into();
+    assert_eq!(scim.get("/Users").status, 401);
+
+    let logged = logged_requests(&jg, |l| l.len() >= 4);
+    let seen: Vec<String> = logged
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {}",
+                r.method,
+                r.path,
+                r.status,
+                r.scim_type.as_deref().unwrap_or("-"),
+                r.token_label.as_deref().unwrap_or("no token")
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            "GET /.jitgate/scim/v2/Users 401 - no token",
+            "GET /.jitgate/scim/v2/Users 200 - scim token 1",
+            "POST /.jitgate/scim/v2/Users 409 uniqueness scim token 1",
+            "POST /.jitgate/scim/v2/Users 201 - scim token 1",
+        ]
+    );
+    assert!(logged.iter().all(|r| !r.request_id.is_empty()));
+
+    let config = jg.dir.path().join("jitgate.yaml");
+    let output = support::process::jitgate_command(&[
+        "scim",
+        "status",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let status = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{status}");
+    assert!(
+        status.contains("recent SCIM requests (4 logged, 2 failed)"),
+        "{status}"
+    );
+    let failures = status
+        .split("recent SCIM failures:")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        failures.contains("409") && failures.contains("uniqueness"),
+        "{status}"
+    );
+    assert!(
+        failures.contains("401") && failures.contains("no token"),
+        "{status}"
+    );
+    assert!(!failures.contains(" 201 "), "{status}");
+    for secret in [SCIM_TOKEN, "wrong-token", "ann%40example", "filter"] {
+        assert!(!status.contains(secret), "{secret} printed: {status}");
+    }
+    let _ = ann;
+}
+
+#[test]
+fn a_flood_of_bad_tokens_logs_a_bounded_number_of_requests() {
+    let jg = start(None);
+    let mut scim = Scim::new(&jg);
+    scim.token = "wrong-token-wrong-token-wrong".into();
+    for _ in 0..150 {
+        let status = scim.get("/Users").status;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    // The IdP's own requests are still logged.
+    scim.token = SCIM_TOKEN.into();
+    assert_eq!(scim.get("/Users").status, 200);
+    let logged = logged_requests(&jg, |l| l.iter().any(|r| r.token_label.is_some()));
+    let refused = logged.iter().filter(|r| r.token_label.is_none()).count();
+    assert_eq!(
+        refused,
+        jitgate::telemetry::scim_log::REFUSED_PER_MINUTE as usize,
+        "refused requests are logged at most this many a minute"
+    );
+    assert!(logged.iter().any(|r| r.status == 429));
+    assert_eq!(logged[0].token_label.as_deref(), Some("scim token 1"));
 }
 
 #[test]

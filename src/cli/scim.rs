@@ -1,18 +1,23 @@
-//! `jitgate scim status`: what the IdP has pushed, what the SCIM service refused, and the
-//! lifecycle queue (a leaver's app calls still to make).
+//! `jitgate scim status`: what the IdP has pushed, what the SCIM service refused, the
+//! lifecycle queue (a leaver's app calls still to make), and the service's recent requests
+//! and failures.
 //!
 //! Reads the store only, so it works beside a running jitgate. The directory's size comes
-//! from the store; recent changes and refusals from the audit trail (reads are not audited;
-//! `scim_requests_total` in the metrics counts every request by method and status).
+//! from the store; recent changes and refusals from the audit trail (reads are not audited);
+//! every request, reads included, from the SCIM request log (the newest 1,000 with a valid
+//! token and 1,000 without, at most a week old; `scim_requests_total` in the metrics counts
+//! them all).
 
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::store::{self, AuditEvent, Store};
+use crate::store::{self, AuditEvent, ScimRequest, Store};
 use crate::util::clock::{now_ms, rfc3339_ms};
 
 /// Audit events read to find the SCIM ones among them.
 const AUDIT_WINDOW: i64 = 5_000;
+/// Logged requests read (the whole log: both kinds at their bound).
+const REQUEST_WINDOW: i64 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScimCliError {
@@ -25,7 +30,7 @@ pub enum ScimCliError {
 /// `jitgate scim status [--limit N]`
 pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
     let runtime = crate::cli::operator::runtime().map_err(ScimCliError::Runtime)?;
-    let (users, groups, events, jobs) = runtime.block_on(async {
+    let (users, groups, events, jobs, requests) = runtime.block_on(async {
         let store = store::open(&config.store_url).await?;
         let users = store.list_directory_users().await?;
         let groups = store.list_directory_groups().await?;
@@ -33,7 +38,8 @@ pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
         let jobs = store
             .list_lifecycle_jobs(&["pending", "running", "failed"], 100_000)
             .await?;
-        Ok::<_, ScimCliError>((users, groups, events, jobs))
+        let requests = store.recent_scim_requests(REQUEST_WINDOW).await?;
+        Ok::<_, ScimCliError>((users, groups, events, jobs, requests))
     })?;
     let active = users.iter().filter(|u| u.active).count();
     let mut out = match &config.scim {
@@ -58,6 +64,7 @@ pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
         .collect();
     if scim_events.is_empty() {
         out.push_str("no SCIM changes or refusals in the recent audit trail\n");
+        out.push_str(&requests_section(&requests, limit));
         return Ok(out);
     }
     out.push_str(&format!(
@@ -75,7 +82,49 @@ pub fn status(config: &Config, limit: usize) -> Result<String, ScimCliError> {
             what(&detail)
         ));
     }
+    out.push_str(&requests_section(&requests, limit));
     Ok(out)
+}
+
+/// The newest `limit` requests, then the newest `limit` failures (status 400 and up).
+fn requests_section(requests: &[ScimRequest], limit: usize) -> String {
+    if requests.is_empty() {
+        return "\nno SCIM requests logged\n".to_string();
+    }
+    let failures: Vec<&ScimRequest> = requests.iter().filter(|r| r.status >= 400).collect();
+    let mut out = format!(
+        "\nrecent SCIM requests ({} logged, {} failed):\n",
+        requests.len(),
+        failures.len()
+    );
+    out.push_str(&request_lines(requests.iter().take(limit)));
+    if failures.is_empty() {
+        out.push_str("\nno failed SCIM requests logged\n");
+    } else {
+        out.push_str("\nrecent SCIM failures:\n");
+        out.push_str(&request_lines(failures.into_iter().take(limit)));
+    }
+    out
+}
+
+fn request_lines<'a>(requests: impl Iterator<Item = &'a ScimRequest>) -> String {
+    let mut out = format!(
+        "{:<24} {:<6} {:<6} {:<14} {:<14} {:<24} {}\n",
+        "TIME", "METHOD", "STATUS", "SCIMTYPE", "BY", "REQUEST", "PATH"
+    );
+    for r in requests {
+        out.push_str(&format!(
+            "{:<24} {:<6} {:<6} {:<14} {:<14} {:<24} {}\n",
+            rfc3339_ms(r.at_ms).unwrap_or_default(),
+            r.method,
+            r.status,
+            r.scim_type.as_deref().unwrap_or("-"),
+            r.token_label.as_deref().unwrap_or("no token"),
+            r.request_id,
+            r.path
+        ));
+    }
+    out
 }
 
 /// The lifecycle queue in one line: what waits, since when, and what was given up.

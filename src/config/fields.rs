@@ -1,6 +1,7 @@
 //! Validating the config file's fields one by one: listen addresses, TLS files, the public
-//! URL, the identity provider, secrets and session timeouts. Each check reports what is wrong
-//! at the field's `file:line:column` and returns the ready value, or `None` if it cannot.
+//! URL, the identity provider, secrets, session timeouts and the lifecycle queue. Each check
+//! reports what is wrong at the field's `file:line:column` and returns the ready value, or
+//! `None` if it cannot.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::Duration;
 use marked_yaml::Spanned;
 use url::Url;
 
-use super::{file, IdpSettings, PublicUrl, Secret, SessionSettings};
+use super::{file, IdpSettings, LifecycleSettings, PublicUrl, Secret, SessionSettings};
 use crate::util::diagnostics::FileReport;
 use crate::util::duration::parse_duration;
 
@@ -258,6 +259,31 @@ pub(super) fn session_settings(
                 idle.span(),
                 "idle_timeout cannot be longer than absolute_timeout",
             );
+        }
+    }
+    settings
+}
+
+/// `lifecycle:`. `retake_after` is at least a second (a live runner must not lose its job to
+/// a tick) and at most an hour (a dead runner's leaver must not wait longer).
+pub(super) fn lifecycle_settings(
+    report: &mut FileReport,
+    raw: &file::LifecycleFile,
+) -> LifecycleSettings {
+    let mut settings = LifecycleSettings::default();
+    if let Some(text) = &raw.retake_after {
+        match parse_duration(text) {
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => {
+                settings.retake_after = d;
+            }
+            Ok(_) => report.at(
+                text.span(),
+                format!(
+                    "lifecycle.retake_after `{}` must be between 1s and 1h",
+                    text.as_str()
+                ),
+            ),
+            Err(msg) => report.at(text.span(), msg),
         }
     }
     settings

@@ -22,6 +22,8 @@ pub struct ConfigFile {
     pub policies: Spanned<String>,
     #[serde(default)]
     pub scim: Option<ScimFile>,
+    #[serde(default)]
+    pub lifecycle: LifecycleFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +84,13 @@ pub struct SessionFile {
     pub revalidate_after: Option<Spanned<String>>,
     #[serde(default)]
     pub refresh_claims: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleFile {
+    #[serde(default)]
+    pub retake_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,7 +20,8 @@ use std::time::Duration;
 use crate::util::diagnostics::{parse_yaml, Diagnostics, FileReport};
 use crate::util::duration::parse_duration;
 use fields::{
-    check_pem_certs, check_pem_key, idp_settings, public_url, session_settings, socket_addr,
+    check_pem_certs, check_pem_key, idp_settings, lifecycle_settings, public_url, session_settings,
+    socket_addr,
 };
 use file::ConfigFile;
 pub use scim::{GroupSource, LinkAttribute, ScimLink, ScimSettings};
@@ -36,6 +37,8 @@ pub struct Config {
     pub policies_dir: PathBuf,
     /// The SCIM service for the company's directory; off when the section is absent.
     pub scim: Option<ScimSettings>,
+    /// The lifecycle queue (`lifecycle:`; defaults when absent).
+    pub lifecycle: LifecycleSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +156,22 @@ impl Default for SessionSettings {
     }
 }
 
+/// The lifecycle queue (jobs a directory change causes).
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleSettings {
+    /// A job still `running` this long after it was taken is taken again by any jitgate: its
+    /// runner died. Longer than the slowest app call a job makes, so a live runner keeps it.
+    pub retake_after: Duration,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            retake_after: Duration::from_secs(120),
+        }
+    }
+}
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -199,6 +218,7 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
     let public = public_url(&mut report, &raw.public_base_url);
     let idp = idp_settings(&mut report, &raw.idp, &resolve);
     let session = session_settings(&mut report, &raw.session);
+    let lifecycle = lifecycle_settings(&mut report, &raw.lifecycle);
 
     let data_dir = raw
         .data_dir
@@ -282,6 +302,7 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
             store_url,
             policies_dir,
             scim: scim.flatten(),
+            lifecycle,
         }),
         _ => Err(report.into_diagnostics()),
     }

@@ -3,7 +3,7 @@
 //!
 //! In memory, guarded by an admin token that `jitgate demo` writes to a file the demo policy
 //! names. `GET /api/users?username=U` lists matches, `POST /api/users` creates (409 when
-//! the username is taken), `PUT /api/users/N` updates, `DELETE /api/users/N` deactivates.
+//! the username is taken), `PUT /api/users/N` updates (`active: true` brings an account back), `DELETE /api/users/N` deactivates.
 //! The demo app's pages only greet users who have an active account here.
 
 use std::sync::Mutex;
@@ -106,6 +106,9 @@ impl DemoAccounts {
                     }
                     if let Some(email) = body["email"].as_str() {
                         account.email = email.into();
+                    }
+                    if let Some(active) = body["active"].as_bool() {
+                        account.active = active;
                     }
                 } else {
                     account.active = false;

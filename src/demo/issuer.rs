@@ -3,7 +3,8 @@
 //! It implements just enough of OpenID Connect for the demo: discovery, JWKS (ES256),
 //! an authorization endpoint with a pick-a-user form, the token endpoint (client secret and
 //! PKCE S256 checked), userinfo and an end-session endpoint. Codes are single-use and live
-//! for one minute. Every page says it is for trying jitgate only.
+//! for one minute. It also serves the directory page ([`DemoDirectory`]), the demo's stand-in
+//! for an IdP that provisions over SCIM. Every page says it is for trying jitgate only.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,35 +17,12 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
+use super::directory::DemoDirectory;
 use super::signing_key::SigningKey;
+use super::users::DEMO_USERS;
 use crate::endpoints::pages::escape;
 use crate::util::clock::now_secs;
 use crate::util::random;
-
-/// A demo user and the claims the issuer puts in its tokens.
-pub struct DemoUser {
-    pub login: &'static str,
-    pub name: &'static str,
-    pub groups: &'static [&'static str],
-}
-
-pub const DEMO_USERS: &[DemoUser] = &[
-    DemoUser {
-        login: "alice",
-        name: "Alice Oncall",
-        groups: &["engineering", "oncall"],
-    },
-    DemoUser {
-        login: "bob",
-        name: "Bob Builder",
-        groups: &["engineering"],
-    },
-    DemoUser {
-        login: "carol",
-        name: "Carol Contractor",
-        groups: &["contractors"],
-    },
-];
 
 struct PendingCode {
     user: usize,
@@ -62,6 +40,8 @@ pub struct DevIssuer {
     key: SigningKey,
     codes: Mutex<HashMap<String, PendingCode>>,
     access_tokens: Mutex<HashMap<String, usize>>,
+    /// The directory page, when jitgate's SCIM service is on.
+    directory: Option<DemoDirectory>,
 }
 
 impl DevIssuer {
@@ -79,7 +59,14 @@ impl DevIssuer {
             key: SigningKey::generate("dev-1")?,
             codes: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
+            directory: None,
         })
+    }
+
+    /// Serves the directory page (`/directory`), which pushes to jitgate over SCIM.
+    pub fn with_directory(mut self, directory: DemoDirectory) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     fn discovery(&self) -> Value {
@@ -219,7 +206,7 @@ impl DevIssuer {
         let user = DEMO_USERS.get(pending.user).ok_or("invalid_grant")?;
         let now = now_secs();
         let claims = json!({
-            "iss": self.issuer, "sub": format!("demo-{}", user.login), "aud": self.client_id,
+            "iss": self.issuer, "sub": user.subject(), "aud": self.client_id,
             "iat": now, "exp": now + 300, "nonce": pending.nonce, "sid": random::token().map_err(|_| "server_error")?,
             "preferred_username": user.login, "name": user.name,
             "email": format!("{}@demo.jitgate.invalid", user.login), "groups": user.groups,
@@ -243,7 +230,7 @@ impl DevIssuer {
         let user = *self.access_tokens.lock().ok()?.get(token)?;
         let user = DEMO_USERS.get(user)?;
         Some(json!({
-            "sub": format!("demo-{}", user.login), "preferred_username": user.login, "name": user.name,
+            "sub": user.subject(), "preferred_username": user.login, "name": user.name,
             "email": format!("{}@demo.jitgate.invalid", user.login), "groups": user.groups,
         }))
     }
@@ -317,6 +304,29 @@ impl ServeHttp for DevIssuer {
                     None,
                     json!({ "error": "invalid_token" }).to_string(),
                 ),
+            },
+            ("GET", "/directory") => match &self.directory {
+                Some(directory) => {
+                    let (status, body) = directory.page().await;
+                    let page = dev_page(
+                        "The company directory (pushed to jitgate over SCIM).",
+                        &body,
+                    );
+                    (status, "text/html; charset=utf-8", None, page)
+                }
+                None => (404, "text/plain", None, "not found".to_string()),
+            },
+            ("POST", "/directory") => match &self.directory {
+                Some(directory) => match directory.submit(&form).await {
+                    Ok(()) => (
+                        303,
+                        "text/plain",
+                        Some("/directory".to_string()),
+                        String::new(),
+                    ),
+                    Err(e) => (400, "text/html; charset=utf-8", None, dev_page(&e, "")),
+                },
+                None => (404, "text/plain", None, "not found".to_string()),
             },
             ("GET", "/logout") => {
                 let target = query.get("post_logout_redirect_uri").cloned();

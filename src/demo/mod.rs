@@ -10,18 +10,25 @@
 //!
 //! The demo policy holds no standing privilege: nobody is admin in the app until a
 //! `demo-admin` grant (purpose, ticket, at most 15 minutes) is approved, and the connector
-//! promotes the account in the app for exactly that long.
+//! promotes the account in the app for exactly that long. jitgate's SCIM service is on, with
+//! a token made at each start: the issuer's directory page ([`directory`]) pushes the demo
+//! users and disables or enables them, so a leaver can be tried too.
 
 pub mod accounts;
+pub mod directory;
 pub mod issuer;
 pub mod signing_key;
 pub mod upstream;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 
 use pingora_core::services::listening::Service;
 
-use crate::config::{Config, IdpSettings, Listen, PublicUrl, Secret, SessionSettings};
+use crate::config::{
+    Config, GroupSource, IdpSettings, LifecycleSettings, Listen, PublicUrl, ScimLink, ScimSettings,
+    Secret, SessionSettings,
+};
 use crate::ops::server::{build_server, start_control, Control, ServerError};
 use crate::policy;
 use crate::util::random;
@@ -158,10 +165,10 @@ provisioning:
       email: "{{ claims.email | default('') }}"
       role: "{{ role | default('viewer') }}"
     account_id: /id
-  update:
+  update:                         # also what brings a returning user's account back
     method: PUT
     url: /users/{{ account.id }}
-    body: { role: "{{ role | default('viewer') }}" }
+    body: { role: "{{ role | default('viewer') }}", active: true }
   deactivate:
     method: DELETE
     url: /users/{{ account.id }}
@@ -257,6 +264,7 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
     let base = format!("http://127.0.0.1:{}", ports.proxy);
     let issuer_url = format!("http://127.0.0.1:{}", ports.issuer);
     let client_secret = random::token()?;
+    let scim_token = random::token()?;
     let config = Config {
         listen: Listen {
             http: Some(([127, 0, 0, 1], ports.proxy).into()),
@@ -284,14 +292,25 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
         session: SessionSettings::default(),
         store_url: crate::store::embedded_url(&dir.join("jitgate.db")),
         policies_dir: policies_dir.clone(),
-        scim: None,
+        // The directory page on the issuer pushes over SCIM with this token. Groups still
+        // come from the ID token: the page pushes users only (leavers and returns).
+        scim: Some(ScimSettings {
+            tokens: vec![Secret::new(scim_token.clone())],
+            link: ScimLink::default(),
+            groups: GroupSource::Token,
+        }),
+        lifecycle: LifecycleSettings::default(),
     };
     let issuer = issuer::DevIssuer::new(
         issuer_url.clone(),
         "jitgate-demo".into(),
         client_secret,
         format!("{base}/.jitgate/callback"),
-    )?;
+    )?
+    .with_directory(directory::DemoDirectory::new(
+        format!("{base}/.jitgate/scim/v2"),
+        scim_token,
+    )?);
 
     let Control { runtime, gate } = start_control(config, policies)?;
     let mut server = build_server(gate, 2)?;
@@ -320,7 +339,7 @@ pub fn run(dir: &Path, port_base: u16) -> Result<(), DemoError> {
 
 /// What the demo prints once it runs: where things are, and the story to try.
 fn banner(base: &str, ports: &DemoPorts, policy_file: &Path, kept: &PolicyFile) -> String {
-    let users = issuer::DEMO_USERS
+    let users = users::DEMO_USERS
         .iter()
         .map(|u| format!("{} ({})", u.login, u.groups.join(", ")))
         .collect::<Vec<_>>()
@@ -349,7 +368,11 @@ fn banner(base: &str, ports: &DemoPorts, policy_file: &Path, kept: &PolicyFile) 
          \x20  4. bob reloads {base}/admin: it opens, the app shows role admin and the time left.\n\
          \x20  5. When the time is up (or alice revokes it), /admin is refused on the next\n\
          \x20     request and the app drops bob back to editor. alice is on call: her own\n\
-         \x20     requests are approved at once. carol is not an engineer: refused everywhere.\n\n\
+         \x20     requests are approved at once. carol is not an engineer: refused everywhere.\n\
+         \x20  6. bob leaves the company: open http://127.0.0.1:{issuer}/directory (the IdP's\n\
+         \x20     directory, pushed to jitgate over SCIM) and press Disable next to bob. His\n\
+         \x20     session ends at once (reload his window), he cannot sign in again, and his\n\
+         \x20     demo-app account is deactivated. Enable lets him back.\n\n\
          \x20 The sign-in page on port {issuer} is a DEVELOPMENT issuer for trying jitgate on this\n\
          \x20 machine only: it is not for production. Stop with Ctrl-C.\n",
         policy = policy_file.display(),

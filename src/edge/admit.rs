@@ -14,7 +14,7 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use serde_json::json;
 
-use super::proxy::{read_timeout_until, Elevated, JitgateProxy, RequestCtx};
+use super::proxy::{read_timeout_until, Elevated, JitgateProxy, RequestCtx, ScimNote};
 use super::request_target::{judged_path, request_host};
 use crate::auth::session::cookie::{self, CookieValue};
 use crate::auth::session::{ActiveSession, SessionEnd};
@@ -42,10 +42,17 @@ impl JitgateProxy {
                 return Err(Denial::UnknownHost);
             }
             let (host, endpoint) = (host.into_owned(), endpoint.to_string());
-            return self
-                .own_endpoint(session, ctx.request_id.as_str(), &host, &endpoint)
-                .await
-                .map(Some);
+            let mut by = None;
+            let answer = self
+                .own_endpoint(session, ctx.request_id.as_str(), &host, &endpoint, &mut by)
+                .await;
+            if endpoints::scim::is_scim(&endpoint) {
+                ctx.scim = Some(Box::new(ScimNote {
+                    by,
+                    scim_type: None,
+                }));
+            }
+            return answer.map(Some);
         }
 
         let RequestCtx {
@@ -84,13 +91,15 @@ impl JitgateProxy {
         Ok(None)
     }
 
-    /// One of jitgate's own endpoints, with its body read first (within its limit).
+    /// One of jitgate's own endpoints, with its body read first (within its limit). `by`
+    /// receives who a bearer token authenticated (`scim token 1`), for the SCIM log.
     async fn own_endpoint(
         &self,
         session: &mut Session,
         request_id: &str,
         host: &str,
         endpoint: &str,
+        by: &mut Option<String>,
     ) -> Result<Reply, Denial> {
         let client = session
             .client_addr()
@@ -104,6 +113,7 @@ impl JitgateProxy {
             request_id,
             client,
         )?;
+        by.clone_from(&authenticated);
         let body = match endpoints::body_limit(endpoint, &session.req_header().method) {
             Some(limit) => Some(Box::pin(read_body(session, limit)).await?),
             None => None,

@@ -18,7 +18,7 @@
 //! response_filter         the request id back to the browser, in that same header
 //! fail_to_proxy           upstream errors -> our 502 page with the request id
 //!                         (refusal::after_admission)
-//! logging                 metrics: outcome, decision latency
+//! logging                 metrics: outcome, decision latency; SCIM requests to their log
 //! ```
 //! Every refusal is a [`Denial`](crate::endpoints::denial::Denial) value, rendered by
 //! `edge::refusal` (the one table) and written by `send_denial` (`answer.rs`) only.
@@ -42,8 +42,10 @@ use crate::auth::session::ActiveSession;
 use crate::edge::identity_headers;
 use crate::edge::refusal::{self, Format, GRANT_ENDED, GRANT_UNVERIFIABLE, NOT_FORWARDABLE};
 use crate::edge::request_target::in_origin_form;
+use crate::endpoints::denial::Denial;
 use crate::gate::Gate;
 use crate::policy::AppPolicy;
+use crate::store::ScimRequest;
 use crate::util::random;
 
 /// Per-request state.
@@ -56,6 +58,16 @@ pub struct RequestCtx {
     outcome: &'static str,
     /// Set on elevated routes: long-lived connections (WebSocket, streaming) end with it.
     pub(super) elevated: Option<Box<Elevated>>,
+    /// Set on SCIM requests: what their log entry needs besides the request and status.
+    pub(super) scim: Option<Box<ScimNote>>,
+}
+
+/// A SCIM request's token (`scim token 1`, if one was valid) and the `scimType` it was
+/// refused with, if any.
+#[derive(Default)]
+pub(super) struct ScimNote {
+    pub(super) by: Option<String>,
+    pub(super) scim_type: Option<&'static str>,
 }
 
 /// The grant an elevated request was admitted under.
@@ -64,6 +76,9 @@ pub(super) struct Elevated {
     pub(super) grant_id: String,
     pub(super) expires_at_ms: i64,
 }
+
+/// The longest path kept in the SCIM request log (any client can send any path).
+const LOGGED_PATH: usize = 256;
 
 /// pingora's own read timeout for client connections, which jitgate only ever shortens.
 const CLIENT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -107,6 +122,7 @@ impl ProxyHttp for JitgateProxy {
             user: None,
             outcome: "forwarded",
             elevated: None,
+            scim: None,
         }
     }
 
@@ -125,6 +141,9 @@ impl ProxyHttp for JitgateProxy {
             }
             Err(denial) => {
                 ctx.outcome = refusal::kind(&denial);
+                if let (Some(note), Denial::Scim { scim_type, .. }) = (&mut ctx.scim, &denial) {
+                    note.scim_type = *scim_type;
+                }
                 self.send_denial(session, ctx, &denial).await?;
                 Ok(true)
             }
@@ -317,12 +336,20 @@ impl ProxyHttp for JitgateProxy {
                         _ => "other",
                     };
                     let status = session.response_written().map(|r| r.status.as_u16());
-                    let status = status.unwrap_or(0).to_string();
+                    let status = status.unwrap_or(0);
                     self.gate
                         .metrics
                         .scim_requests
-                        .with_label_values(&[method, &status])
+                        .with_label_values(&[method, &status.to_string()])
                         .inc();
+                    let note = ctx.scim.take();
+                    self.log_scim(
+                        req.uri.path(),
+                        method,
+                        status,
+                        note,
+                        ctx.request_id.as_str(),
+                    );
                 }
                 let name = app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
                 self.gate
@@ -336,6 +363,31 @@ impl ProxyHttp for JitgateProxy {
 }
 
 impl JitgateProxy {
+    /// Hands an answered SCIM request to the request log (written in the background; the
+    /// path only, never the query, and at most [`LOGGED_PATH`] characters of it).
+    fn log_scim(
+        &self,
+        path: &str,
+        method: &str,
+        status: u16,
+        note: Option<Box<ScimNote>>,
+        request_id: &str,
+    ) {
+        if self.gate.directory.is_none() {
+            return;
+        }
+        let note = note.unwrap_or_default();
+        self.gate.scim_log.record(ScimRequest {
+            at_ms: crate::util::clock::now_ms(),
+            method: method.to_string(),
+            path: path.chars().take(LOGGED_PATH).collect(),
+            status: i64::from(status),
+            scim_type: note.scim_type.map(str::to_string),
+            token_label: note.by,
+            request_id: request_id.to_string(),
+        });
+    }
+
     /// The app's metric handles (resolved on its first request after each policy load).
     pub(super) fn app_metrics<'a>(
         &self,

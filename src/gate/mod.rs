@@ -21,6 +21,7 @@ use crate::policy::PolicySet;
 use crate::store::{Store, StoreError};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::scim_log::ScimLog;
 use crate::util::throttle::FailureThrottle;
 
 /// Failed SCIM authentications one address may make per minute before it is refused.
@@ -53,6 +54,8 @@ pub struct Gate {
     pub scim_failures: FailureThrottle,
     /// Seals the refresh tokens kept for `session.refresh_claims` (`None` when it is off).
     pub refresh_seal: Option<RefreshSeal>,
+    /// Recent SCIM requests, written to the store in the background.
+    pub scim_log: ScimLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +125,7 @@ impl Gate {
                 )
             }),
             scim_failures: FailureThrottle::new(SCIM_FAILURES_PER_MINUTE, Duration::from_secs(60)),
+            scim_log: ScimLog::default(),
             draining: Draining::default(),
             refresh_seal,
             oidc,

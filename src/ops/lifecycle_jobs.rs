@@ -1,6 +1,7 @@
 //! The lifecycle queue's runner: every 200 ms, the due jobs in the store (a directory
 //! leaver, an account to deactivate in an app, a return) are taken and run, until the
-//! process drains. Any replica may run any job; a job whose runner died is taken again.
+//! process drains. Any replica may run any job; a job whose runner died is taken again
+//! after `lifecycle.retake_after`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub async fn run_lifecycle_jobs(gate: Arc<Gate>) {
             directory: gate.directory.as_ref(),
             idp: gate.oidc.settings(),
         };
-        if let Err(e) = effects.run_due().await {
+        if let Err(e) = effects.run_due(gate.config.lifecycle.retake_after).await {
             tracing::warn!(error = %e, "lifecycle jobs could not be read or recorded");
         }
         ticks = ticks.wrapping_add(1);

@@ -49,7 +49,8 @@ pub struct Control {
     pub gate: Arc<Gate>,
 }
 
-/// Opens the store and builds the gate; starts policy reload, session sweep and discovery.
+/// Opens the store and builds the gate; starts policy reload, session sweep, discovery and
+/// the SCIM request log's writer.
 pub fn start_control(config: Config, policies: PolicySet) -> Result<Control, ServerError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,6 +77,9 @@ pub fn start_control(config: Config, policies: PolicySet) -> Result<Control, Ser
     runtime.spawn(reload::listen_grant_changes(gate.clone()));
     runtime.spawn(reload::listen_session_changes(gate.clone()));
     runtime.spawn(discover_until_reachable(gate.clone()));
+    if let Some(writer) = gate.scim_log.writer(gate.store.clone()) {
+        runtime.spawn(writer);
+    }
     Ok(Control { runtime, gate })
 }
 

@@ -23,6 +23,7 @@ mod lifecycle;
 mod lifecycle_sql;
 mod login_sql;
 mod outage;
+mod scim_requests;
 mod sessions_sql;
 mod sql;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use claims_refresh::{ClaimsRefreshDone, ClaimsRefreshRecord};
 pub use directory::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite};
 pub use lifecycle::{IdentityLink, LifecycleJob};
 pub use outage::StoreOutage;
+pub use scim_requests::ScimRequest;
 pub use sql::SqlStore;
 pub use url::{backend_of, embedded as embedded_url, Backend, SCHEMES as URL_SCHEMES};
 
@@ -433,6 +435,17 @@ pub trait Store: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The newest `limit` events, newest first.
     async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Appends SCIM request records, then deletes those older than `keep_after_ms` and those
+    /// beyond the newest `keep` of each kind (with a token label, and without), in one
+    /// transaction: the log stays bounded however many requests arrive.
+    async fn append_scim_requests(
+        &self,
+        requests: &[ScimRequest],
+        keep: i64,
+        keep_after_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// The newest `limit` SCIM requests, newest first.
+    async fn recent_scim_requests(&self, limit: i64) -> Result<Vec<ScimRequest>, StoreError>;
     /// Cheap round trip for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
 

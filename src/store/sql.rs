@@ -15,7 +15,7 @@ use super::url::{backend_of, Backend, SCHEMES};
 use super::{
     AccountKey, AccountRecord, AuditEvent, ClaimsRefreshDone, ClaimsRefreshRecord, DirectoryGroup,
     DirectoryKey, DirectoryUser, DirectoryWrite, GrantRecord, Handoff, IdentityLink, LifecycleJob,
-    LoginTransaction, LogoutSelector, SessionRecord, Store, StoreError,
+    LoginTransaction, LogoutSelector, ScimRequest, SessionRecord, Store, StoreError,
 };
 
 #[derive(Debug, Clone)]
@@ -510,6 +510,20 @@ impl Store for SqlStore {
 
     async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
         self.recent_audit_rows(limit).await
+    }
+
+    async fn append_scim_requests(
+        &self,
+        requests: &[ScimRequest],
+        keep: i64,
+        keep_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.append_scim_request_rows(requests, keep, keep_after_ms)
+            .await
+    }
+
+    async fn recent_scim_requests(&self, limit: i64) -> Result<Vec<ScimRequest>, StoreError> {
+        self.recent_scim_request_rows(limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -35,6 +35,7 @@ impl Browser {
             .cookie_store(true)
             .timeout(Duration::from_secs(30))
             .resolve(super::APP_HOST, addr)
+            .resolve(super::SECOND_APP_HOST, addr)
             .resolve("unknown.example.test", addr);
         if https {
             let pem = std::fs::read(

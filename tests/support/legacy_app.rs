@@ -3,8 +3,9 @@
 //!
 //! It behaves like the real thing where it matters: 401 without the admin token, 409 when a
 //! username is taken, 404 for unknown ids, and pages that answer 403 to a forwarded user who
-//! has no active account. Tests can make it slow, make its API fail (503) or refuse creates
-//! with any status, and read how many calls of each kind it received.
+//! has no active account. Tests can make it slow, make its API fail (503), hang (never
+//! answer, change nothing: a call in flight when its caller dies) or refuse creates with any
+//! status, and read how many calls of each kind it received.
 //!
 //! API: `GET /api/users?username=U` (a list), `POST /api/users` (201 `{"id": N, ...}`),
 //! `PUT /api/users/N` (or `/api/users/by-username/U`), `DELETE /api/users/N`. Every other path is an app page.
@@ -36,6 +37,9 @@ pub struct AppState {
     pub delay_ms: AtomicU64,
     /// The API answers 503 to everything.
     pub failing: AtomicBool,
+    /// API requests received while set are counted as `hung`, never answered, and change
+    /// nothing.
+    pub hang: AtomicBool,
     /// If non-zero, creates are answered with this status.
     pub create_status: AtomicU16,
     calls: Mutex<HashMap<String, usize>>,
@@ -214,6 +218,10 @@ async fn handle(req: &Request, state: &AppState) -> (u16, Value) {
         let delay = state.delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if state.hang.load(Ordering::SeqCst) {
+            state.count("hung");
+            std::future::pending::<()>().await;
         }
         let auth = req.header("authorization").unwrap_or("").to_string();
         state.authorizations.lock().unwrap().push(auth.clone());

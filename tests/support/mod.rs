@@ -36,6 +36,8 @@ pub use browser::{Browser, Page};
 pub const CLIENT_ID: &str = "jitgate-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 pub const APP_HOST: &str = "wiki.example.test";
+/// A second app's host, for tests with two apps (the browser resolves it like `APP_HOST`).
+pub const SECOND_APP_HOST: &str = "docs.example.test";
 
 pub struct TestUser {
     pub login: &'static str,

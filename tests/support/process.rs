@@ -81,6 +81,11 @@ impl Replica {
         }
     }
 
+    /// SIGKILL, as a crash would: no drain, nothing finished or released.
+    pub fn kill(self) {
+        drop(self);
+    }
+
     pub fn logs(&self) -> String {
         String::from_utf8_lossy(&self.logs.lock().unwrap()).into_owned()
     }
@@ -211,11 +216,18 @@ impl TwoReplicas {
 
     /// [`Self::start_revalidating_after`], with the SCIM service on (token `SCIM_TOKEN`).
     pub fn start_with(policy: &str, revalidate_after: &str, scim: bool) -> Self {
+        Self::start_with_apps(&[("wiki", policy)], revalidate_after, scim)
+    }
+
+    /// [`Self::start_with`] for several apps: `(file name without .yaml, policy)`.
+    pub fn start_with_apps(apps: &[(&str, &str)], revalidate_after: &str, scim: bool) -> Self {
         let db = ScratchDb::create();
         let work = tempfile::tempdir().unwrap();
         let policies = work.path().join("policies");
         std::fs::create_dir_all(&policies).unwrap();
-        std::fs::write(policies.join("wiki.yaml"), policy).unwrap();
+        for (name, policy) in apps {
+            std::fs::write(policies.join(format!("{name}.yaml")), policy).unwrap();
+        }
         let ports = [free_port(), free_port()];
         let bases: Vec<String> = ports
             .iter()
@@ -254,6 +266,11 @@ impl TwoReplicas {
 
     /// A URL on the app's host through replica `i`.
     pub fn url(&self, i: usize, path: &str) -> String {
-        format!("http://{}:{}{path}", super::APP_HOST, self.replicas[i].port)
+        self.url_on(super::APP_HOST, i, path)
+    }
+
+    /// A URL on `host` through replica `i`.
+    pub fn url_on(&self, host: &str, i: usize, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.replicas[i].port)
     }
 }

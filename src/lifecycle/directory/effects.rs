@@ -17,10 +17,11 @@
 //! ```
 //! A job is a row before it runs. Runs that fail are retried with exponential backoff
 //! ([`retry_after`]) and given up (`failed`, audited) after [`MAX_ATTEMPTS`]; a job whose
-//! runner died is taken again by any jitgate after [`STALE_AFTER_MS`]. Every step is
-//! idempotent, so running a job twice does no harm.
+//! runner died is taken again by any jitgate after `lifecycle.retake_after` (2 minutes by
+//! default). Every step is idempotent, so running a job twice does no harm.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -39,8 +40,6 @@ pub use super::new_job::job;
 
 /// Runs of one job before it is given up (about two hours of retries).
 pub const MAX_ATTEMPTS: i64 = 30;
-/// A running job not finished within this long is taken again (its runner died).
-pub const STALE_AFTER_MS: i64 = 120_000;
 /// Jobs taken per pass.
 const BATCH: i64 = 32;
 
@@ -76,12 +75,15 @@ pub struct Effects<'a> {
 }
 
 impl Effects<'_> {
-    /// Takes the due jobs and runs them; returns how many ran.
-    pub async fn run_due(&self) -> Result<usize, StoreError> {
+    /// Takes the due jobs, and those still running `retake_after` after they were taken
+    /// (their runner died), and runs them; returns how many ran.
+    pub async fn run_due(&self, retake_after: Duration) -> Result<usize, StoreError> {
         let now = now_ms();
+        let stale_before =
+            now.saturating_sub(i64::try_from(retake_after.as_millis()).unwrap_or(i64::MAX));
         let jobs = self
             .store
-            .take_lifecycle_jobs(now, now - STALE_AFTER_MS, BATCH)
+            .take_lifecycle_jobs(now, stale_before, BATCH)
             .await?;
         for job in &jobs {
             let result = self.run(job).await;

@@ -8,6 +8,7 @@ mod claims_refresh;
 mod directory;
 mod lifecycle;
 mod movers;
+mod scim_requests;
 mod session_feed;
 
 use super::*;
@@ -457,6 +458,7 @@ async fn sqlite_store_keeps_the_contract() {
     accounts_story(store.as_ref()).await;
     leases_story(store.clone()).await;
     grants_story(store.as_ref()).await;
+    scim_requests::scim_request_log_story(store.as_ref()).await;
     directory::directory_users_story(store.as_ref()).await;
     directory::directory_groups_story(store.as_ref()).await;
     directory::directory_create_race(store.clone()).await;
@@ -507,6 +509,7 @@ async fn postgres_store_keeps_the_contract() {
     accounts_story(store.as_ref()).await;
     leases_story(store.clone()).await;
     grants_story(store.as_ref()).await;
+    scim_requests::scim_request_log_story(store.as_ref()).await;
     directory::directory_users_story(store.as_ref()).await;
     directory::directory_groups_story(store.as_ref()).await;
     directory::directory_create_race(store.clone()).await;
