@@ -81,6 +81,19 @@ impl Accounts {
             .is_some_and(|entry| entry.valid_before.is_none_or(|t| login_at < t))
     }
 
+    /// Forgets every cached confirmation of the user's account in `app` (whatever their
+    /// claims): after a deactivation or a return, the next request asks the store again.
+    pub(super) fn forget_cached(&self, app: &str, iss: &str, sub: &str) {
+        let (app, iss, sub): (Arc<str>, Arc<str>, Box<str>) = (app.into(), iss.into(), sub.into());
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, e| e.app == app && e.iss == iss && e.sub == sub)
+        {
+            tracing::error!(error = %e, "cannot drop cached accounts; clearing the cache");
+            self.cache.invalidate_all();
+        }
+    }
+
     /// Marks the user's account in `app` as current (after the app or the store said so;
     /// benches use it to price the cache hit alone).
     pub fn remember(

@@ -61,6 +61,7 @@ impl Accounts {
         };
         let owner = self.operator_lease(app, key).await?;
         let result = self.store.forget_account(key).await;
+        self.forget_cached(&app.name, &record.iss, &record.sub);
         if let Err(e) = self.store.release_provisioning(key, &owner).await {
             tracing::warn!(error = %e, "could not release a provisioning lease (it expires by itself)");
         }
@@ -117,6 +118,7 @@ impl Accounts {
             }
         }
         self.store.deactivate_account(key, now_secs()).await?;
+        self.forget_cached(&app.name, &record.iss, &record.sub);
         let ended = self
             .store
             .delete_sessions_of(&record.iss, &record.sub, &app.hosts)

@@ -95,6 +95,7 @@ impl Accounts {
             cache: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_idle(KEEP_UNUSED.max(revalidate_after))
+                .support_invalidation_closures()
                 .build_with_hasher(KeyHasherBuilder::default()),
             flights: Mutex::new(HashMap::new()),
             client: ApiClient::new(audit.clone(), metrics.clone()),
