@@ -54,6 +54,10 @@ provisioning:
   deactivate:
     method: DELETE
     url: /users/{{ account.id }}
+  reactivate:
+    method: PUT
+    url: /users/{{ account.id }}
+    body: { active: true }
   operations:
     make-admin: { method: PUT, url: "/users/{{ account.id }}", body: { role: admin } }
     drop-admin: { method: PUT, url: "/users/{{ account.id }}", body: { role: "{{ role | default('viewer') }}" } }
@@ -293,7 +297,8 @@ fn a_leaver_loses_the_edge_within_1s_and_the_app_account_within_5s() {
         .iter()
         .any(|j| j.kind == "deactivate_account" && j.by == "scim token 1"));
 
-    // The directory lets her back: sign-in works, and the app account is set up again.
+    // The directory lets her back: the app account is reactivated at once (before any
+    // sign-in), jitgate still holds it, and sign-in works.
     scim(
         &s.jg,
         "PATCH",
@@ -302,6 +307,22 @@ fn a_leaver_loses_the_edge_within_1s_and_the_app_account_within_5s() {
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{ "op": "replace", "path": "active", "value": true }]
         }),
+    );
+    let back = within(Duration::from_secs(5), "the app reactivates alice", || {
+        app_account_active(&s.app, "alice") == Some(true)
+    });
+    println!(
+        "return: app account active {} ms after the PATCH returned",
+        back.as_millis()
+    );
+    let store = s.jg.gate().store.clone();
+    let accounts =
+        s.jg.block_on(async move { store.list_accounts("wiki").await })
+            .unwrap();
+    let record = accounts.iter().find(|a| a.username == "alice").unwrap();
+    assert_eq!(
+        record.deactivated_at, None,
+        "jitgate still holds her account"
     );
     within(Duration::from_secs(5), "alice signs in again", || {
         let fresh = s.jg.browser();

@@ -321,6 +321,7 @@ pub fn test(
             OpName::Create,
             OpName::Update,
             OpName::Deactivate,
+            OpName::Reactivate,
         ] {
             let Some(operation) = connector.operation(op) else {
                 continue;

@@ -95,6 +95,8 @@ pub struct ProvisioningFile {
     pub update: Option<OperationFile>,
     #[serde(default)]
     pub deactivate: Option<OperationFile>,
+    #[serde(default)]
+    pub reactivate: Option<OperationFile>,
     /// Create accounts as soon as the directory has an active user the routes allow.
     #[serde(default)]
     pub ahead: Option<Spanned<bool>>,

@@ -91,6 +91,24 @@ impl SqlStore {
         Ok(())
     }
 
+    pub(super) async fn reactivate_account_row(
+        &self,
+        key: AccountKey<'_>,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET deactivated_at = NULL, updated_at = $1 \
+             WHERE app = $2 AND iss = $3 AND sub = $4 AND deactivated_at IS NOT NULL",
+        )
+        .bind(at)
+        .bind(key.app)
+        .bind(key.iss)
+        .bind(key.sub)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub(super) async fn forget_account_row(&self, key: AccountKey<'_>) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM accounts WHERE app = $1 AND iss = $2 AND sub = $3")
             .bind(key.app)

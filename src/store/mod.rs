@@ -228,6 +228,9 @@ pub trait Store: Send + Sync {
     async fn put_account(&self, account: &AccountRecord) -> Result<bool, StoreError>;
     /// Marks an account deactivated at `at`.
     async fn deactivate_account(&self, key: AccountKey<'_>, at: i64) -> Result<(), StoreError>;
+    /// Clears the deactivation mark (the app was told to undo it); returns whether a
+    /// deactivated record was there.
+    async fn reactivate_account(&self, key: AccountKey<'_>, at: i64) -> Result<bool, StoreError>;
     /// Removes the record (the account in the app stays); returns whether there was one.
     async fn forget_account(&self, key: AccountKey<'_>) -> Result<bool, StoreError>;
     async fn touch_account(&self, key: AccountKey<'_>, last_seen: i64) -> Result<(), StoreError>;

@@ -236,6 +236,10 @@ impl Store for SqlStore {
         self.deactivate_account_row(key, at).await
     }
 
+    async fn reactivate_account(&self, key: AccountKey<'_>, at: i64) -> Result<bool, StoreError> {
+        self.reactivate_account_row(key, at).await
+    }
+
     async fn forget_account(&self, key: AccountKey<'_>) -> Result<bool, StoreError> {
         self.forget_account_row(key).await
     }

@@ -1,7 +1,8 @@
 //! Operator actions on an account: deactivate (a leaver: the app's `deactivate` call, the
-//! user's sessions on the app's hosts ended, the record marked) and reactivate (jitgate
-//! forgets its record, so the next visit runs first sight again). Both hold the user's
-//! lease, so no provisioning runs at the same time.
+//! user's sessions on the app's hosts ended, the record marked) and reactivate (the
+//! connector's `reactivate` and the mark cleared, or the record forgotten so the next visit
+//! runs first sight again). Both hold the user's lease, so no provisioning runs at the same
+//! time.
 
 use serde_json::json;
 
@@ -46,9 +47,11 @@ impl Accounts {
         result
     }
 
-    /// Undoes a deactivation: jitgate forgets its record, so the user's next visit runs
-    /// first sight again (lookup or create, then update). Whether the app's own account
-    /// becomes active again is up to the connector's `update` (e.g. `active: true`).
+    /// Undoes a deactivation. With a connector `reactivate` (and the app's id for the
+    /// account), the app is told at once and the record's mark cleared, so jitgate keeps
+    /// holding the account (a later leaver finds it). Otherwise, or when the app no longer
+    /// has the account, jitgate forgets its record and the user's next visit runs first
+    /// sight again (lookup or create, then update, e.g. with `active: true`).
     pub async fn reactivate(
         &self,
         app: &AppPolicy,
@@ -60,12 +63,12 @@ impl Accounts {
             sub: &record.sub,
         };
         let owner = self.operator_lease(app, key).await?;
-        let result = self.store.forget_account(key).await;
+        let result = self.reactivate_holding_lease(app, key, record).await;
         self.forget_cached(&app.name, &record.iss, &record.sub);
         if let Err(e) = self.store.release_provisioning(key, &owner).await {
             tracing::warn!(error = %e, "could not release a provisioning lease (it expires by itself)");
         }
-        result?;
+        let called_app = result?;
         self.audit
             .record(
                 AuditKind::AccountReactivated,
@@ -75,10 +78,52 @@ impl Accounts {
                     app: Some(&app.name),
                     request_id: None,
                 },
-                json!({ "account_id": record.account_id }),
+                json!({ "account_id": record.account_id, "called_app": called_app }),
             )
             .await;
         Ok(())
+    }
+
+    /// Returns whether the app was told (`reactivate` answered success).
+    async fn reactivate_holding_lease(
+        &self,
+        app: &AppPolicy,
+        key: AccountKey<'_>,
+        record: &AccountRecord,
+    ) -> Result<bool, ProvisionError> {
+        let record = self
+            .store
+            .get_account(key)
+            .await?
+            .unwrap_or_else(|| record.clone());
+        let connector = app
+            .provisioning
+            .as_deref()
+            .filter(|c| c.reactivate.is_some() && !record.account_id.is_empty());
+        if let Some(connector) = connector {
+            let mut ctx: TemplateContext = serde_json::from_str(&record.attributes)
+                .map_err(|e| ProvisionError::Store(format!("stored attributes: {e}")))?;
+            ctx.account = Some(AccountVars {
+                id: record.account_id.clone(),
+            });
+            let who = Who {
+                iss: &record.iss,
+                sub: &record.sub,
+                request_id: None,
+            };
+            let answer = self.call(connector, OpName::Reactivate, &ctx, who).await?;
+            match answer.outcome {
+                Outcome::Success => {
+                    self.store.reactivate_account(key, now_secs()).await?;
+                    return Ok(true);
+                }
+                // The app lost the account: the next visit creates it again.
+                Outcome::NotFound => {}
+                _ => return Err(refused(OpName::Reactivate, &answer)),
+            }
+        }
+        self.store.forget_account(key).await?;
+        Ok(false)
     }
 
     async fn deactivate_holding_lease(

@@ -20,7 +20,7 @@ use url::Url;
 
 use self::template::{Kind, TemplateContext, TemplateError, Templates};
 
-/// The four things a connector can do for accounts (only `create` is required), and the
+/// The five things a connector can do for accounts (only `create` is required), and the
 /// named calls grant types make when a grant starts or ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpName {
@@ -28,6 +28,7 @@ pub enum OpName {
     Create,
     Update,
     Deactivate,
+    Reactivate,
     GrantCall,
 }
 
@@ -38,6 +39,7 @@ impl OpName {
             OpName::Create => "create",
             OpName::Update => "update",
             OpName::Deactivate => "deactivate",
+            OpName::Reactivate => "reactivate",
             OpName::GrantCall => "grant_call",
         }
     }
@@ -46,7 +48,7 @@ impl OpName {
     pub fn account_known(&self) -> bool {
         matches!(
             self,
-            OpName::Update | OpName::Deactivate | OpName::GrantCall
+            OpName::Update | OpName::Deactivate | OpName::Reactivate | OpName::GrantCall
         )
     }
 }
@@ -233,6 +235,9 @@ pub struct Connector {
     pub create: Operation,
     pub update: Option<Operation>,
     pub deactivate: Option<Operation>,
+    /// Undoes `deactivate` when the directory lets a leaver back (else the account is set
+    /// up again at the user's next visit).
+    pub reactivate: Option<Operation>,
     /// `ahead: true`: accounts are created when the directory has an active user the app's
     /// routes allow, before their first sign-in (otherwise at first sign-in).
     pub ahead: bool,
@@ -268,6 +273,7 @@ impl Connector {
             OpName::Create => Some(&self.create),
             OpName::Update => self.update.as_ref(),
             OpName::Deactivate => self.deactivate.as_ref(),
+            OpName::Reactivate => self.reactivate.as_ref(),
             OpName::GrantCall => None,
         }
     }

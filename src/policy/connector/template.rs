@@ -63,9 +63,11 @@ const VARIABLES: &[(&str, Option<&[&str]>)] = &[
 pub enum TemplateError {
     #[error("template does not parse: {0}")]
     Syntax(String),
-    #[error("unknown variable `{0}` (templates can use user.iss, user.sub, user.username, user.groups, claims.<name>, roles, role, app.name, and account.id in update/deactivate)")]
+    #[error("unknown variable `{0}` (templates can use user.iss, user.sub, user.username, user.groups, claims.<name>, roles, role, app.name, and account.id in update/deactivate/reactivate)")]
     UnknownVariable(String),
-    #[error("`account.id` is not known yet in `{0}`: only update and deactivate can use it")]
+    #[error(
+        "`account.id` is not known yet in `{0}`: only update, deactivate and reactivate can use it"
+    )]
     AccountTooEarly(String),
     #[error("template `{0}` failed: {1}")]
     Render(String, String),

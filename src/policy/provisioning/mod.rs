@@ -127,6 +127,10 @@ pub fn connector(
         .deactivate
         .as_ref()
         .and_then(|r| op(report, OpName::Deactivate, r, None));
+    let reactivate = raw
+        .reactivate
+        .as_ref()
+        .and_then(|r| op(report, OpName::Reactivate, r, None));
     let mut named_ops: Vec<_> = raw.operations.iter().collect();
     named_ops.sort_by_key(|(n, _)| n.span().start().map(|m| (m.line(), m.column())));
     let mut named = Vec::new();
@@ -173,6 +177,7 @@ pub fn connector(
         create,
         update,
         deactivate,
+        reactivate,
         ahead: raw.ahead.as_ref().is_some_and(|a| **a),
         ahead_at: raw
             .ahead

@@ -132,7 +132,7 @@ pub(super) fn operation(
         OpName::Lookup => (&[200], &[], &[404]),
         OpName::Create => (&[], &[409], &[]),
         OpName::Update => (&[], &[], &[]),
-        OpName::Deactivate => (&[], &[], &[404]),
+        OpName::Deactivate | OpName::Reactivate => (&[], &[], &[404]),
         OpName::GrantCall => (&[], &[], &[]),
     };
     let success = statuses(report, &raw.success, success_default);

@@ -232,6 +232,13 @@ async fn accounts_story(store: &dyn Store) {
         store.get_account(key).await.unwrap().is_some(),
         "only that app's record"
     );
+    // A return the app was told about: the mark goes, once; provisioning may write again.
+    assert!(store.reactivate_account(key, 500).await.unwrap());
+    assert!(!store.reactivate_account(key, 600).await.unwrap());
+    let back = store.get_account(key).await.unwrap().unwrap();
+    assert_eq!((back.deactivated_at, back.updated_at), (None, 500));
+    assert!(store.put_account(&a).await.unwrap());
+    store.deactivate_account(key, 400).await.unwrap();
 
     let mut s = session("acc-1", "alice", None, 1_000);
     s.host = "other.example.test".into();
