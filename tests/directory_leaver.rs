@@ -308,21 +308,19 @@ fn a_leaver_loses_the_edge_within_1s_and_the_app_account_within_5s() {
             "Operations": [{ "op": "replace", "path": "active", "value": true }]
         }),
     );
+    let held = || {
+        let store = s.jg.gate().store.clone();
+        s.jg.block_on(async move { store.list_accounts("wiki").await })
+            .unwrap()
+            .iter()
+            .any(|a| a.username == "alice" && a.deactivated_at.is_none())
+    };
     let back = within(Duration::from_secs(5), "the app reactivates alice", || {
-        app_account_active(&s.app, "alice") == Some(true)
+        app_account_active(&s.app, "alice") == Some(true) && held()
     });
     println!(
         "return: app account active {} ms after the PATCH returned",
         back.as_millis()
-    );
-    let store = s.jg.gate().store.clone();
-    let accounts =
-        s.jg.block_on(async move { store.list_accounts("wiki").await })
-            .unwrap();
-    let record = accounts.iter().find(|a| a.username == "alice").unwrap();
-    assert_eq!(
-        record.deactivated_at, None,
-        "jitgate still holds her account"
     );
     within(Duration::from_secs(5), "alice signs in again", || {
         let fresh = s.jg.browser();

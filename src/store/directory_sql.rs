@@ -317,22 +317,26 @@ impl SqlStore {
     pub(super) async fn delete_directory_group_row(
         &self,
         id: &str,
+        read_version: i64,
         jobs: &[LifecycleJob],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<DirectoryWrite, StoreError> {
         let mut tx = self.begin_directory_write().await?;
-        let done = sqlx::query("DELETE FROM directory_groups WHERE id = $1")
+        let done = sqlx::query("DELETE FROM directory_groups WHERE id = $1 AND version = $2")
             .bind(id)
+            .bind(read_version)
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return self.missing_or_stale("directory_groups", id).await;
+        }
         sqlx::query("DELETE FROM directory_members WHERE group_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() > 0 {
-            insert_jobs(&mut tx, jobs).await?;
-        }
+        insert_jobs(&mut tx, jobs).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(DirectoryWrite::Written)
     }
 
     /// The groups `filter` selects (one of the `*_GROUP*` constants, `$1` bound to `arg`),

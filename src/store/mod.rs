@@ -345,13 +345,15 @@ pub trait Store: Send + Sync {
     async fn get_directory_group(&self, id: &str) -> Result<Option<DirectoryGroup>, StoreError>;
     /// Every group with its members, oldest first.
     async fn list_directory_groups(&self) -> Result<Vec<DirectoryGroup>, StoreError>;
-    /// Deletes a group and its memberships, and inserts `jobs` when it existed, in one
-    /// transaction; returns whether it existed.
+    /// Deletes a group and its memberships if its version is still `read_version`, and
+    /// inserts `jobs` (a mover per member read), in one transaction: Written, Stale (the
+    /// group changed since it was read: read it again) or Missing.
     async fn delete_directory_group(
         &self,
         id: &str,
+        read_version: i64,
         jobs: &[LifecycleJob],
-    ) -> Result<bool, StoreError>;
+    ) -> Result<DirectoryWrite, StoreError>;
     /// The groups a user is a member of, oldest first (with their members).
     async fn groups_of_directory_user(
         &self,

@@ -402,9 +402,11 @@ impl Store for SqlStore {
     async fn delete_directory_group(
         &self,
         id: &str,
+        read_version: i64,
         jobs: &[LifecycleJob],
-    ) -> Result<bool, StoreError> {
-        self.delete_directory_group_row(id, jobs).await
+    ) -> Result<DirectoryWrite, StoreError> {
+        self.delete_directory_group_row(id, read_version, jobs)
+            .await
     }
 
     async fn groups_of_directory_user(

@@ -12,8 +12,8 @@
 //! return   the links' removed mark cleared, and every deactivated account forgotten, so the
 //!          user's next visit sets it up again (lookup or create, then update)
 //! mover, regroup   new groups carried to sessions, grants and accounts (`mover.rs`)
-//! joiner   (part of a return, and of a mover) accounts created ahead of sign-in in
-//!          `provisioning.ahead` apps (`joiner.rs`)
+//! joiner   (queued by a new active user, a return and a mover) accounts created ahead of
+//!          sign-in in `provisioning.ahead` apps (`joiner.rs`)
 //! ```
 //! A job is a row before it runs. Runs that fail are retried with exponential backoff
 //! ([`retry_after`]) and given up (`failed`, audited) after [`MAX_ATTEMPTS`]; a job whose
@@ -125,6 +125,7 @@ impl Effects<'_> {
             "return" => self.returner(job, &subject).await,
             "deactivate_account" => self.deactivate_account(job, &subject).await,
             "mover" => self.mover(job, &subject).await,
+            "joiner" => self.joiner(job, &subject).await,
             "regroup" => self.regroup(job, &subject).await,
             other => Err(EffectError::Failed(format!("unknown job kind `{other}`"))),
         }
@@ -251,11 +252,10 @@ impl Effects<'_> {
                 }
             }
         }
-        let joined = match subject["user"].as_str() {
-            Some(user) => self.join_user(job, user).await?,
-            None => 0,
-        };
-        if identities.is_empty() && joined == 0 {
+        if let Some(user) = subject["user"].as_str() {
+            self.queue_joiner(job, user).await?;
+        }
+        if identities.is_empty() {
             // Nobody signed in as this user yet: nothing to undo.
             return Ok(());
         }
@@ -273,7 +273,11 @@ impl Effects<'_> {
 }
 
 /// A follow-up job caused by `parent`, with its who and why.
-fn job_for(parent: &LifecycleJob, kind: &str, subject: Value) -> Result<LifecycleJob, RandomError> {
+pub(super) fn job_for(
+    parent: &LifecycleJob,
+    kind: &str,
+    subject: Value,
+) -> Result<LifecycleJob, RandomError> {
     job(kind, subject, &parent.by, &parent.reason)
 }
 

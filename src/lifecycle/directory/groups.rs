@@ -14,7 +14,7 @@ use super::resource::{group_parts, render_group, GroupParts};
 use super::service::{written, Caller, Directory, ListQuery, WRITE_ATTEMPTS};
 use super::users::patch_error;
 use crate::config::GroupSource;
-use crate::store::{DirectoryGroup, DirectoryKey, LifecycleJob};
+use crate::store::{DirectoryGroup, DirectoryKey, DirectoryWrite, LifecycleJob};
 use crate::telemetry::audit::AuditKind;
 use crate::util::clock::now_ms;
 use crate::util::random::uuid;
@@ -178,24 +178,34 @@ impl Directory {
     }
 
     pub async fn delete_group(&self, caller: Caller<'_>, id: &str) -> Result<(), ScimError> {
-        let group = self
-            .store
-            .get_directory_group(id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        let before = render_group(&group, &self.base);
-        let jobs = self.mover_jobs(caller, group.members.iter())?;
-        if !self.store.delete_directory_group(id, &jobs).await? {
-            return Err(not_found(id));
+        // Conditional on the version read, so a member added meanwhile gets their mover too.
+        for _ in 0..WRITE_ATTEMPTS {
+            let group = self
+                .store
+                .get_directory_group(id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            let before = render_group(&group, &self.base);
+            let jobs = self.mover_jobs(caller, group.members.iter())?;
+            match self
+                .store
+                .delete_directory_group(id, group.version, &jobs)
+                .await?
+            {
+                DirectoryWrite::Written => {}
+                DirectoryWrite::Stale => continue,
+                _ => return Err(not_found(id)),
+            }
+            self.record_group(
+                AuditKind::DirectoryGroupDeleted,
+                caller,
+                Some(&before),
+                &Value::Null,
+            )
+            .await;
+            return Ok(());
         }
-        self.record_group(
-            AuditKind::DirectoryGroupDeleted,
-            caller,
-            Some(&before),
-            &Value::Null,
-        )
-        .await;
-        Ok(())
+        Err(ScimError::Conflict)
     }
 
     /// The group as the store holds it after a write (a member deleted meanwhile is not in

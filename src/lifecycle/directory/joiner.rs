@@ -12,7 +12,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::effects::{EffectError, Effects};
+use super::effects::{job_for, text, EffectError, Effects};
 use crate::auth::identity::Identity;
 use crate::store::{AccountKey, DirectoryKey, DirectoryUser, IdentityLink, LifecycleJob};
 use crate::telemetry::audit::{AuditKind, Subject};
@@ -37,6 +37,37 @@ impl Effects<'_> {
         };
         let groups = directory.groups_of(&user.id).await?;
         self.join_ahead(job, &user, &groups).await
+    }
+
+    /// Queues a `joiner` job for the directory user, when some app creates accounts ahead.
+    pub(super) async fn queue_joiner(
+        &self,
+        job: &LifecycleJob,
+        user_id: &str,
+    ) -> Result<(), EffectError> {
+        let ahead = self
+            .policies
+            .apps()
+            .iter()
+            .any(|a| a.provisioning.as_ref().is_some_and(|c| c.ahead));
+        if !ahead {
+            return Ok(());
+        }
+        let joiner = job_for(job, "joiner", json!({ "user": user_id }))
+            .map_err(|e| EffectError::Failed(e.to_string()))?;
+        self.store.enqueue_lifecycle_jobs(&[joiner]).await?;
+        Ok(())
+    }
+
+    /// The `joiner` job: the directory user's accounts in `ahead` apps.
+    pub(super) async fn joiner(
+        &self,
+        job: &LifecycleJob,
+        subject: &Value,
+    ) -> Result<(), EffectError> {
+        self.join_user(job, text(subject, "user")?)
+            .await
+            .map(|_| ())
     }
 
     /// Creates, through each `ahead` app's connector, the accounts `user` (with `groups`)

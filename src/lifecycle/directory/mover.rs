@@ -25,6 +25,8 @@ use crate::telemetry::audit::{AuditKind, Subject};
 /// Rounds of rewriting an identity's sessions when a concurrent write changed one between
 /// the read and the write.
 const SESSION_ROUNDS: usize = 3;
+/// Rounds of a directory mover while the user's groups keep changing under it.
+const ROUNDS: usize = 3;
 
 /// What a mover changed for one identity.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,6 +38,10 @@ struct Moved {
 }
 
 impl Moved {
+    fn changed(&self) -> bool {
+        self.sessions + self.revoked + self.denied + self.accounts > 0
+    }
+
     fn add(&mut self, other: Moved) {
         self.sessions += other.sessions;
         self.revoked += other.revoked;
@@ -47,6 +53,10 @@ impl Moved {
 impl Effects<'_> {
     /// A directory user's groups changed: every identity linked to them gets the groups the
     /// directory holds now. An inactive or deleted user is the leaver's business.
+    ///
+    /// Two movers of one user may run at once (two replicas, or a retried job): each reads
+    /// the directory again after its writes and goes on until what it applied is still what
+    /// the directory holds, so the last writer always writes the newest groups.
     pub(super) async fn mover(
         &self,
         job: &LifecycleJob,
@@ -56,62 +66,84 @@ impl Effects<'_> {
         let Some(directory) = self.directory else {
             return Err(EffectError::Failed("no directory is configured".into()));
         };
-        let Some(user) = self
-            .store
-            .get_directory_user(DirectoryKey::Id(user_id))
-            .await?
-        else {
-            return Ok(());
-        };
-        let Some(link) = directory.link_value(&user).filter(|_| user.active) else {
-            return Ok(());
-        };
-        let groups = directory.groups_of(&user.id).await?;
+        let mut applied: Option<Vec<String>> = None;
+        let mut stable = false;
         let mut total = Moved::default();
-        let identities = self.store.identities_linked_to(link).await?;
-        for identity in identities.iter().filter(|i| i.removed_at_ms.is_none()) {
-            total.add(
-                self.apply_groups(job, &identity.iss, &identity.sub, &groups)
-                    .await?,
-            );
+        let mut who = Value::Null;
+        for _ in 0..ROUNDS {
+            let Some(user) = self
+                .store
+                .get_directory_user(DirectoryKey::Id(user_id))
+                .await?
+            else {
+                return Ok(());
+            };
+            let Some(link) = directory.link_value(&user).filter(|_| user.active) else {
+                return Ok(());
+            };
+            let groups = directory.groups_of(&user.id).await?;
+            if applied.as_ref() == Some(&groups) {
+                stable = true;
+                break;
+            }
+            who = json!({ "user": user.id, "userName": user.user_name });
+            let identities = self.store.identities_linked_to(link).await?;
+            for identity in identities.iter().filter(|i| i.removed_at_ms.is_none()) {
+                total.add(
+                    self.apply_groups(job, &identity.iss, &identity.sub, &groups)
+                        .await?,
+                );
+            }
+            applied = Some(groups);
         }
-        // A group may open an `ahead` app to them: set their account up now.
-        self.join_ahead(job, &user, &groups).await?;
-        if identities.is_empty() {
-            // Nobody signed in as this user yet: their first sign-in takes the groups.
-            return Ok(());
+        let Some(groups) = applied.filter(|_| stable) else {
+            return Err(EffectError::Failed(
+                "the user's groups kept changing; trying again".into(),
+            ));
+        };
+        // A group may open an `ahead` app to them: set their account up (its own job, so a
+        // failing app there does not hold this one back).
+        self.queue_joiner(job, user_id).await?;
+        if total.changed() {
+            self.record_mover(job, who, &groups, total).await;
         }
-        self.record_mover(
-            job,
-            json!({ "user": user.id, "userName": user.user_name }),
-            &groups,
-            total,
-        )
-        .await;
         Ok(())
     }
 
     /// An identity's groups changed outside the directory (a claims refresh): the subject
-    /// names the identity and its new groups.
+    /// names the identity and its new groups. A retry prefers the groups the identity's
+    /// sessions hold by then: a newer regroup may have run meanwhile, and the old groups
+    /// must not come back.
     pub(super) async fn regroup(
         &self,
         job: &LifecycleJob,
         subject: &Value,
     ) -> Result<(), EffectError> {
         let (iss, sub) = (text(subject, "iss")?, text(subject, "sub")?);
-        let groups: Vec<String> = subject["groups"]
+        let mut groups: Vec<String> = subject["groups"]
             .as_array()
             .ok_or_else(|| EffectError::Failed("the job names no `groups`".into()))?
             .iter()
             .filter_map(|g| g.as_str().map(str::to_string))
             .collect();
+        if job.attempts > 1 {
+            let sessions = self.store.sessions_of(iss, sub).await?;
+            if let Some(now) = sessions
+                .iter()
+                .find_map(|s| serde_json::from_str::<Identity>(&s.identity).ok())
+            {
+                groups = now.groups().map(str::to_string).collect();
+            }
+        }
         let moved = self.apply_groups(job, iss, sub, &groups).await?;
         self.record_mover(job, json!({ "iss": iss, "sub": sub }), &groups, moved)
             .await;
         Ok(())
     }
 
-    /// Carries new groups to the identity's sessions, grants and app accounts.
+    /// Carries new groups to the identity's sessions, grants and app accounts. Every app is
+    /// tried even when one fails: grants first everywhere (they are in the store), then the
+    /// apps' accounts; the failures are reported together, for a retry.
     async fn apply_groups(
         &self,
         job: &LifecycleJob,
@@ -132,29 +164,46 @@ impl Effects<'_> {
             by: &job.by,
             reason: &job.reason,
         };
+        let mut failures = Vec::new();
         for app in self.policies.apps() {
             let key = AccountKey {
                 app: &app.name,
                 iss,
                 sub,
             };
-            let (revoked, denied) = self
+            match self
                 .grants
                 .end_unrequestable(app, key, groups, &actor, &job.reason)
                 .await
-                .map_err(|e| EffectError::Failed(format!("ending grants in {}: {e}", app.name)))?;
-            moved.revoked += revoked;
-            moved.denied += denied;
-            if self
+            {
+                Ok((revoked, denied)) => {
+                    moved.revoked += revoked;
+                    moved.denied += denied;
+                }
+                Err(e) => failures.push(format!("ending grants in {}: {e}", app.name)),
+            }
+        }
+        for app in self.policies.apps() {
+            let key = AccountKey {
+                app: &app.name,
+                iss,
+                sub,
+            };
+            match self
                 .accounts
                 .regroup(app, key, groups, &self.idp.groups_claim, &why)
                 .await
-                .map_err(|e| EffectError::Failed(format!("{}: {e}", app.name)))?
             {
-                moved.accounts += 1;
+                Ok(true) => moved.accounts += 1,
+                Ok(false) => {}
+                Err(e) => failures.push(format!("{}: {e}", app.name)),
             }
         }
-        Ok(moved)
+        if failures.is_empty() {
+            Ok(moved)
+        } else {
+            Err(EffectError::Failed(failures.join("; ")))
+        }
     }
 
     /// Rewrites the identity's sessions whose groups differ; returns how many changed.
@@ -184,16 +233,18 @@ impl Effects<'_> {
                 });
             }
             if changes.is_empty() {
-                break;
+                return Ok(changed);
             }
             let done = self.store.replace_session_identities(&changes).await?;
             self.sessions.forget(&done);
             changed += done.len();
             if done.len() == changes.len() {
-                break;
+                return Ok(changed);
             }
         }
-        Ok(changed)
+        Err(EffectError::Failed(
+            "the user's sessions kept changing; trying again".into(),
+        ))
     }
 
     async fn record_mover(&self, job: &LifecycleJob, who: Value, groups: &[String], moved: Moved) {

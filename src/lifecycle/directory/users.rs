@@ -49,6 +49,15 @@ impl Directory {
         };
         let effects = if returning {
             self.effects_of(caller, None, Some(&user))?
+        } else if user.active {
+            // A joiner: accounts ahead of sign-in, where a policy asks for them.
+            let subject = serde_json::json!({ "user": user.id });
+            vec![super::new_job::job(
+                "joiner",
+                subject,
+                caller.by,
+                "the directory created the user",
+            )?]
         } else {
             Vec::new()
         };

@@ -81,15 +81,19 @@ impl Accounts {
             sub: &record.sub,
             request_id: None,
         };
-        // Without the app's id for the account, an update template cannot be rendered:
-        // the record still changes, and the next visit's first sight finds it current.
-        let call = connector.update.is_some() && !record.account_id.is_empty();
+        // Without the app's id for the account, an update template cannot be rendered: the
+        // record is left as it is, so the next visit's first sight still sees a mover.
+        if connector.update.is_some() && record.account_id.is_empty() {
+            return Ok(false);
+        }
+        let call = connector.update.is_some();
         if call {
             self.update(connector, &ctx, &record.account_id, who)
                 .await?;
         }
         record.attrs_hash = hash;
-        record.attributes = serde_json::to_string(&ctx).unwrap_or_default();
+        record.attributes = serde_json::to_string(&ctx)
+            .map_err(|e| ProvisionError::Store(format!("attributes: {e}")))?;
         record.updated_at = now_secs();
         if !self.store.put_account(&record).await? {
             return Ok(false);

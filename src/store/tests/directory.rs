@@ -385,10 +385,37 @@ pub(super) async fn directory_groups_story(store: &dyn Store) {
     assert!(not_a_member.is_some(), "other users stay");
 
     // Deleting a group.
-    assert!(store.delete_directory_group("g-2", &[]).await.unwrap());
+    let version = |id: &'static str| async move {
+        store
+            .get_directory_group(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+    };
+    let (v2, v1) = (version("g-2").await, version("g-1").await);
+    assert_eq!(
+        store.delete_directory_group("g-2", v2, &[]).await.unwrap(),
+        Written
+    );
     assert_eq!(store.get_directory_group("g-2").await.unwrap(), None);
-    assert!(!store.delete_directory_group("g-2", &[]).await.unwrap());
-    assert!(store.delete_directory_group("g-1", &[]).await.unwrap());
+    assert_eq!(
+        store.delete_directory_group("g-2", v2, &[]).await.unwrap(),
+        Missing
+    );
+    assert_eq!(
+        store
+            .delete_directory_group("g-1", v1 - 1, &[])
+            .await
+            .unwrap(),
+        Stale,
+        "a group changed since it was read is not deleted"
+    );
+    assert!(store.get_directory_group("g-1").await.unwrap().is_some());
+    assert_eq!(
+        store.delete_directory_group("g-1", v1, &[]).await.unwrap(),
+        Written
+    );
     assert!(
         groups_of("m-3").await.is_empty(),
         "no memberships outlive their group"

@@ -41,19 +41,23 @@ pub(super) async fn group_writes_carry_jobs(store: &dyn Store) {
     };
     assert_eq!(put(renamed.clone(), Some(1), "gj-rename").await, Written);
     assert_eq!(put(renamed, Some(1), "gj-stale").await, Stale);
-    assert!(store
-        .delete_directory_group("gm-1", &[job("gj-delete", 1, 61_000)])
-        .await
-        .unwrap());
-    assert!(!store
-        .delete_directory_group("gm-1", &[job("gj-delete-again", 1, 62_000)])
-        .await
-        .unwrap());
+    let stale = store
+        .delete_directory_group("gm-1", 1, &[job("gj-delete-stale", 1, 61_000)])
+        .await;
+    assert_eq!(stale.unwrap(), Stale);
+    let deleted = store
+        .delete_directory_group("gm-1", 2, &[job("gj-delete", 1, 61_000)])
+        .await;
+    assert_eq!(deleted.unwrap(), Written);
+    let again = store
+        .delete_directory_group("gm-1", 2, &[job("gj-delete-again", 1, 62_000)])
+        .await;
+    assert_eq!(again.unwrap(), Missing);
     let queued = listed(store, &["pending"]).await;
     for id in ["gj-create", "gj-rename", "gj-delete"] {
         assert!(queued.iter().any(|q| q == id), "{id} not in {queued:?}");
     }
-    for id in ["gj-dup", "gj-stale", "gj-delete-again"] {
+    for id in ["gj-dup", "gj-stale", "gj-delete-stale", "gj-delete-again"] {
         assert!(!queued.iter().any(|q| q == id), "{id} in {queued:?}");
     }
 }
