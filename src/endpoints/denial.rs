@@ -181,3 +181,9 @@ pub enum GrantRefusal {
     /// The ask itself is wrong (purpose, ticket, duration).
     Invalid,
 }
+
+/// The store failed: logged here (never with request data), answered as a 503.
+pub fn store_down(e: impl std::fmt::Display) -> Denial {
+    tracing::error!(error = %e, "store operation failed");
+    Denial::StoreUnavailable
+}

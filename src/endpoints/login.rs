@@ -18,15 +18,16 @@
 use pingora_http::RequestHeader;
 use serde_json::json;
 
+use super::denial::store_down;
+use super::sign_in_directory::{directory_allows, link_of, settle};
 use super::{query_param, OwnRequest, Reply, PREFIX};
 use crate::auth::identity::Identity;
-use crate::auth::oidc::{LoginResult, OidcError};
+use crate::auth::oidc::OidcError;
 use crate::auth::session::cookie::{self, CookieValue};
 use crate::auth::session::{ActiveSession, SessionError};
 use crate::endpoints::denial::Denial;
 use crate::gate::Gate;
 use crate::lifecycle::claims_refresh;
-use crate::lifecycle::directory::sign_in::SignIn;
 use crate::store::{Handoff, LoginTransaction, SessionRecord};
 use crate::telemetry::audit::{detail, AuditKind, Subject};
 use crate::util::clock::now_secs;
@@ -104,11 +105,6 @@ pub(super) fn page(
         html: crate::endpoints::pages::render(title, message, "", request_id),
         cookies,
     }
-}
-
-pub(super) fn store_down(e: impl std::fmt::Display) -> Denial {
-    tracing::error!(error = %e, "store operation failed");
-    Denial::StoreUnavailable
 }
 
 pub(super) fn session_error(e: SessionError) -> Denial {
@@ -224,6 +220,14 @@ fn has_binding(gate: &Gate, req: &OwnRequest<'_>, expected_hash: &str) -> bool {
 }
 
 /// A sign-in that cannot complete: counted, audited, and answered with why.
+/// A refusal by the directory is a failed sign-in, audited with its reason.
+fn audited(gate: &Gate, req: &OwnRequest<'_>, denial: Denial) -> Denial {
+    if matches!(denial, Denial::DirectoryRemoved) {
+        login_failed(gate, req, "the directory removed this user's access");
+    }
+    denial
+}
+
 fn login_failed(gate: &Gate, req: &OwnRequest<'_>, why: &'static str) -> Denial {
     gate.metrics.logins.with_label_values(&["failed"]).inc();
     gate.audit.record_in_background(
@@ -235,30 +239,6 @@ fn login_failed(gate: &Gate, req: &OwnRequest<'_>, why: &'static str) -> Denial 
         detail(&[("reason", why), ("host", req.host)]),
     );
     Denial::LoginFailed(why)
-}
-
-/// The directory's say (when SCIM is on): someone it removed is refused, with the reason;
-/// a linked user's groups are the directory's (returned, to replace the token's).
-async fn directory_allows(
-    gate: &Gate,
-    req: &OwnRequest<'_>,
-    login: &LoginResult,
-) -> Result<Option<Vec<String>>, Denial> {
-    let (Some(directory), Some(scim)) = (&gate.directory, &gate.config.scim) else {
-        return Ok(None);
-    };
-    let link = match scim.link.claim.as_str() {
-        "sub" => Some(login.sub.as_str()),
-        claim => login.claims.get(claim).and_then(|v| v.as_str()),
-    };
-    match directory.sign_in(&login.iss, &login.sub, link).await {
-        Ok(SignIn::Allowed(groups)) => Ok(groups),
-        Ok(SignIn::Removed) => {
-            login_failed(gate, req, "the directory removed this user's access");
-            Err(Denial::DirectoryRemoved)
-        }
-        Err(e) => Err(store_down(e)),
-    }
 }
 
 pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, Denial> {
@@ -306,7 +286,10 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
                 failed("the identity provider's answer did not pass validation")
             }
         })?;
-    let directory_groups = directory_allows(gate, req, &login).await?;
+    let link = link_of(gate, &login);
+    let directory_groups = directory_allows(gate, &login, link.as_deref())
+        .await
+        .map_err(|d| audited(gate, req, d))?;
     let settings = gate.oidc.settings();
     let mut identity = Identity::from_claims(
         login.iss.clone(),
@@ -315,8 +298,8 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
         &settings.username_claim,
         &settings.groups_claim,
     );
-    if let Some(groups) = directory_groups {
-        identity = identity.with_groups(&groups, &settings.groups_claim);
+    if let Some(groups) = &directory_groups {
+        identity = identity.with_groups(groups, &settings.groups_claim);
     }
     let now = now_secs();
     let created = gate
@@ -324,6 +307,16 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
         .create(req.host, &identity, login.sid.clone(), login.id_token, now)
         .await
         .map_err(session_error)?;
+    let applied = directory_groups.as_deref();
+    settle(
+        gate,
+        &created.record.id_hash,
+        &identity,
+        link.as_deref(),
+        applied,
+    )
+    .await
+    .map_err(|d| audited(gate, req, d))?;
     let (sid, refresh_token) = (login.sid.as_deref(), login.refresh_token.as_ref());
     remember_for_refresh(gate, &identity, now, sid, refresh_token).await?;
     gate.metrics.logins.with_label_values(&["success"]).inc();
@@ -462,8 +455,15 @@ pub(super) async fn handoff(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply, 
             "the sign-in was started in another browser",
         ));
     }
+    // The auth host's session as it is now, not as it was when the code was made: a leaver
+    // ended it, or a mover changed its groups, in the meantime.
+    let mut record = gate
+        .store
+        .get_session(&handoff.session.id_hash)
+        .await
+        .map_err(store_down)?
+        .ok_or(Denial::LoginFailed("the session ended during sign-in"))?;
     let token = random::token().map_err(|_| Denial::Internal)?;
-    let mut record = handoff.session;
     record.id_hash = random::hash(&token);
     record.host = req.host.to_string();
     record.last_seen = now_secs();

@@ -4,7 +4,8 @@
 use pingora_http::RequestHeader;
 use serde_json::json;
 
-use super::login::{page, session_error, store_down};
+use super::denial::store_down;
+use super::login::{page, session_error};
 use super::{OwnRequest, Reply, PREFIX};
 use crate::auth::oidc::logout_token::LogoutTokenError;
 use crate::auth::session::cookie::{self, CookieValue};

@@ -1,5 +1,6 @@
 //! jitgate's own endpoints under `/.jitgate/`: sign-in, hand-off, logout, back-channel logout,
-//! the grants API, the access portal, and the SCIM service for the company's directory.
+//! the grants API, the access portal, and the SCIM service for the company's directory (and
+//! its say at sign-in, `sign_in_directory.rs`).
 
 pub mod access_portal;
 pub mod denial;
@@ -8,6 +9,7 @@ pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod scim;
+mod sign_in_directory;
 
 use bytes::Bytes;
 use http::Method;

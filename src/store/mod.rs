@@ -105,7 +105,9 @@ pub struct Handoff {
     /// SHA-256 of the binding cookie the target host set in the browser that signed in:
     /// the code works only there.
     pub browser_hash: String,
-    /// The session to create on the target host (its `id_hash`/`host` are replaced there).
+    /// The auth host's session the code comes from. When the code is used, that session is
+    /// read again by its `id_hash` (a leaver or mover may have changed it meanwhile) and
+    /// copied to the target host.
     pub session: SessionRecord,
     pub expires_at: i64,
 }

@@ -44,6 +44,20 @@ impl Directory {
                 removed_at_ms: None,
             })
             .await?;
+        self.standing(iss, sub, Some(link_value)).await
+    }
+
+    /// What [`Self::sign_in`] says, without recording anything: read again right after a
+    /// sign-in's session is stored, so that a change that came in between is not missed.
+    pub async fn standing(
+        &self,
+        iss: &str,
+        sub: &str,
+        link_value: Option<&str>,
+    ) -> Result<SignIn, StoreError> {
+        let Some(link_value) = link_value.filter(|v| !v.is_empty()) else {
+            return Ok(SignIn::Allowed(None));
+        };
         let key = match self.link.attribute {
             LinkAttribute::ExternalId => DirectoryKey::ExternalId(link_value),
             LinkAttribute::UserName => DirectoryKey::UserName(link_value),
