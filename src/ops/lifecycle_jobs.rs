@@ -13,8 +13,6 @@ use crate::lifecycle::directory::effects::Effects;
 const TICK: Duration = Duration::from_millis(200);
 /// Ticks between two updates of the queue's gauges.
 const GAUGES_EVERY: u32 = 25;
-/// Jobs read at most to compute the gauges (the depth shows this when there are more).
-const GAUGE_SCAN: i64 = 100_000;
 
 pub async fn run_lifecycle_jobs(gate: Arc<Gate>) {
     // Jobs come from the directory (SCIM) and from claims refreshes (a mover).
@@ -53,26 +51,21 @@ pub async fn run_lifecycle_jobs(gate: Arc<Gate>) {
 
 /// The queue's depth, the age of its oldest job, and how many were given up.
 async fn update_gauges(gate: &Gate) {
-    let jobs = match gate
-        .store
-        .list_lifecycle_jobs(&["pending", "running", "failed"], GAUGE_SCAN)
-        .await
-    {
-        Ok(jobs) => jobs,
+    let summary = match gate.store.lifecycle_queue_summary().await {
+        Ok(summary) => summary,
         Err(e) => {
             tracing::warn!(error = %e, "lifecycle queue gauges not updated");
             return;
         }
     };
     let now = crate::util::clock::now_ms();
-    let waiting = jobs.iter().filter(|j| j.state != "failed");
-    let oldest = waiting.clone().map(|j| j.created_at_ms).min();
     let metrics = &gate.metrics;
-    metrics.lifecycle_queue_depth.set(waiting.count() as i64);
-    metrics
-        .lifecycle_oldest_seconds
-        .set(oldest.map(|at| (now - at).max(0) / 1000).unwrap_or(0));
-    metrics
-        .lifecycle_failed
-        .set(jobs.iter().filter(|j| j.state == "failed").count() as i64);
+    metrics.lifecycle_queue_depth.set(summary.waiting);
+    metrics.lifecycle_oldest_seconds.set(
+        summary
+            .oldest_waiting_ms
+            .map(|at| (now - at).max(0) / 1000)
+            .unwrap_or(0),
+    );
+    metrics.lifecycle_failed.set(summary.failed);
 }

@@ -29,6 +29,16 @@ pub struct LifecycleJob {
     pub last_error: Option<String>,
 }
 
+/// The lifecycle queue at a glance (for gauges and `jitgate scim status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Pending or running jobs.
+    pub waiting: i64,
+    /// created_at_ms of the oldest waiting job.
+    pub oldest_waiting_ms: Option<i64>,
+    pub failed: i64,
+}
+
 /// A signed-in identity and the directory value it links to (the configured claim's value).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityLink {

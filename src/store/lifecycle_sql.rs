@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::sql::SqlStore;
 use super::url::Backend;
-use super::{IdentityLink, LifecycleJob, StoreError};
+use super::{IdentityLink, LifecycleJob, QueueSummary, StoreError};
 
 const JOB_COLUMNS: &str = "id, kind, subject, caused_by, reason, state, attempts, next_at_ms, \
                            created_at_ms, updated_at_ms, last_error";
@@ -179,6 +179,31 @@ impl SqlStore {
             .collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
         Ok(jobs)
+    }
+
+    pub(super) async fn lifecycle_queue_summary_row(&self) -> Result<QueueSummary, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n, MIN(created_at_ms) AS oldest FROM lifecycle_jobs \
+             WHERE state IN ('pending', 'running', 'failed') GROUP BY state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut summary = QueueSummary::default();
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            let oldest: Option<i64> = row.try_get("oldest")?;
+            if state == "failed" {
+                summary.failed += n;
+            } else {
+                summary.waiting += n;
+                summary.oldest_waiting_ms = match (summary.oldest_waiting_ms, oldest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        Ok(summary)
     }
 
     pub(super) async fn put_identity_link_row(&self, l: &IdentityLink) -> Result<(), StoreError> {

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use changes::{GrantChange, SessionChange, GRANTS_CHANNEL, SESSIONS_CHANNEL};
 pub use claims_refresh::{ClaimsRefreshDone, ClaimsRefreshRecord};
 pub use directory::{DirectoryGroup, DirectoryKey, DirectoryUser, DirectoryWrite};
-pub use lifecycle::{IdentityLink, LifecycleJob};
+pub use lifecycle::{IdentityLink, LifecycleJob, QueueSummary};
 pub use outage::StoreOutage;
 pub use scim_requests::ScimRequest;
 pub use sql::SqlStore;
@@ -390,6 +390,9 @@ pub trait Store: Send + Sync {
         states: &[&str],
         limit: i64,
     ) -> Result<Vec<LifecycleJob>, StoreError>;
+    /// The queue at a glance, counted by the database: jobs waiting (pending or running),
+    /// when the oldest of them was created, and jobs given up (failed).
+    async fn lifecycle_queue_summary(&self) -> Result<QueueSummary, StoreError>;
 
     /// Records (upserts on iss+sub) which directory value a signed-in identity links to; keeps
     /// removed_at_ms as stored (a new link takes the given one).

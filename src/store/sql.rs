@@ -450,6 +450,10 @@ impl Store for SqlStore {
         self.list_lifecycle_job_rows(states, limit).await
     }
 
+    async fn lifecycle_queue_summary(&self) -> Result<super::QueueSummary, StoreError> {
+        self.lifecycle_queue_summary_row().await
+    }
+
     async fn put_identity_link(&self, link: &IdentityLink) -> Result<(), StoreError> {
         self.put_identity_link_row(link).await
     }

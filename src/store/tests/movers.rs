@@ -60,6 +60,24 @@ pub(super) async fn group_writes_carry_jobs(store: &dyn Store) {
     for id in ["gj-dup", "gj-stale", "gj-delete-stale", "gj-delete-again"] {
         assert!(!queued.iter().any(|q| q == id), "{id} in {queued:?}");
     }
+
+    // The queue's summary, counted by the database, agrees with the jobs listed.
+    let all = store.list_lifecycle_jobs(&[], 100_000).await.unwrap();
+    let waiting: Vec<_> = all
+        .iter()
+        .filter(|j| j.state == "pending" || j.state == "running")
+        .collect();
+    let summary = store.lifecycle_queue_summary().await.unwrap();
+    assert!(summary.waiting >= 3, "{summary:?}");
+    assert_eq!(summary.waiting, waiting.len() as i64);
+    assert_eq!(
+        summary.oldest_waiting_ms,
+        waiting.iter().map(|j| j.created_at_ms).min()
+    );
+    assert_eq!(
+        summary.failed,
+        all.iter().filter(|j| j.state == "failed").count() as i64
+    );
 }
 
 /// A mover rewrites one user's sessions on every host; a session changed since it was read
