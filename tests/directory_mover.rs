@@ -26,6 +26,7 @@ identity:
   headers:
     X-Forwarded-User: preferred_username
     X-Forwarded-Groups: groups
+    X-Forwarded-Email: email
 roles:
   engineering: editor
   support: viewer
@@ -50,6 +51,7 @@ provisioning:
     url: /users/{{ account.id }}
     body:
       role: "{{ role | default('viewer') }}"
+      email: "{{ claims.email | default('') }}"
       active: true
 grants:
   wiki-admin:
@@ -212,4 +214,57 @@ fn a_removed_group_stops_its_route_on_every_replica_within_1s() {
             took.as_millis()
         );
     }
+}
+
+#[test]
+fn a_changed_email_reaches_the_edge_and_the_app_without_a_new_login() {
+    let (app, policy, _dir) = app_and_policy();
+    let jg = Jitgate::start(Options {
+        policy: Some(policy),
+        scim: true,
+        ..Options::default()
+    });
+    let base = jg.auth_url("/.jitgate/scim/v2");
+    let alice_id = push_user_at(&base, &ALICE);
+    push_group_at(&base, "engineering", &[&alice_id]);
+    let alice = jg.browser();
+    let home = sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    assert_eq!(home.last().unwrap().status, 200);
+    let email = |app: &LegacyApp| {
+        app.state
+            .accounts()
+            .iter()
+            .find(|a| a.username == "alice")
+            .map(|a| a.email.clone())
+    };
+    assert_ne!(email(&app).as_deref(), Some("alice.new@example.test"));
+
+    scim_at(
+        &base,
+        "PATCH",
+        &format!("/Users/{alice_id}"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "path": "emails",
+                             "value": [{ "value": "alice.new@example.test", "primary": true }] }]
+        }),
+    );
+    let edge = within(
+        Duration::from_secs(1),
+        "the edge sends the new email",
+        || {
+            let page = alice.get(&jg.app_url("/home"));
+            echoed_headers(&page)["x-forwarded-email"] == "alice.new@example.test"
+        },
+    );
+    let account = within(Duration::from_secs(5), "the app has the new email", || {
+        email(&app).as_deref() == Some("alice.new@example.test")
+    });
+    println!(
+        "email change: edge {} ms, app {} ms after the PATCH returned",
+        edge.as_millis(),
+        account.as_millis()
+    );
+    // Her groups are untouched by it.
+    assert_eq!(alice.get(&jg.app_url("/eng/x")).status, 200);
 }

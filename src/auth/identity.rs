@@ -157,6 +157,19 @@ impl Identity {
         record.into()
     }
 
+    /// The same user with some claims replaced (a mover's new email or name, from the
+    /// directory); the others, the username and the groups stay.
+    pub fn with_claims(&self, replaced: &Map<String, Value>) -> Self {
+        let mut record = IdentityRecord::from(self.clone());
+        for (name, value) in replaced {
+            match claim_text(value) {
+                Some(text) => record.claims.insert(name.clone(), text),
+                None => record.claims.remove(name),
+            };
+        }
+        record.into()
+    }
+
     /// Identifies this user with exactly these claims (see the field's comment).
     pub fn digest(&self) -> [u8; 16] {
         self.digest
@@ -313,6 +326,10 @@ mod tests {
             ),
             id
         );
+        let renamed = id.with_claims(json!({ "email": "a@new.test" }).as_object().unwrap());
+        assert_eq!(renamed.header_value("email").unwrap(), "a@new.test");
+        assert_eq!(renamed.header_value("groups"), id.header_value("groups"));
+        assert_ne!(renamed.digest(), id.digest());
         let none = id.with_groups(&[], "groups");
         assert_eq!(none.groups().count(), 0);
         assert_eq!(none.header_value("groups").unwrap(), "");

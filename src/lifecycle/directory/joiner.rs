@@ -10,9 +10,10 @@
 //! The identity's link is recorded too, so that a leaver finds the account without a
 //! sign-in.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::effects::{job_for, text, EffectError, Effects};
+use super::person_claims::person_claims;
 use crate::auth::identity::Identity;
 use crate::store::{AccountKey, DirectoryKey, DirectoryUser, IdentityLink, LifecycleJob};
 use crate::telemetry::audit::{AuditKind, Subject};
@@ -152,22 +153,7 @@ fn identity_of(
     groups: &[String],
     idp: &crate::config::IdpSettings,
 ) -> Identity {
-    let resource: Value = serde_json::from_str(&user.resource).unwrap_or(Value::Null);
-    let mut claims = Map::new();
-    let mut put = |name: &str, value: Option<&Value>| {
-        if let Some(v) = value.filter(|v| v.is_string()) {
-            claims.insert(name.to_string(), v.clone());
-        }
-    };
-    put("email", primary_email(&resource));
-    put(
-        "name",
-        resource
-            .get("displayName")
-            .or(resource.pointer("/name/formatted")),
-    );
-    put("given_name", resource.pointer("/name/givenName"));
-    put("family_name", resource.pointer("/name/familyName"));
+    let mut claims = person_claims(user);
     claims.insert(
         idp.username_claim.clone(),
         Value::String(user.user_name.clone()),
@@ -184,16 +170,6 @@ fn identity_of(
         &idp.username_claim,
         &idp.groups_claim,
     )
-}
-
-/// The primary email, else the work one, else the first.
-fn primary_email(resource: &Value) -> Option<&Value> {
-    let emails = resource.get("emails")?.as_array()?;
-    let pick = |f: &dyn Fn(&Value) -> bool| emails.iter().find(|e| f(e));
-    pick(&|e| e["primary"] == Value::Bool(true))
-        .or_else(|| pick(&|e| e["type"] == "work"))
-        .or_else(|| emails.first())
-        .and_then(|e| e.get("value"))
 }
 
 #[cfg(test)]

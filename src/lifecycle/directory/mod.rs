@@ -12,6 +12,7 @@ mod joiner;
 mod mover;
 mod new_job;
 pub mod patch;
+mod person_claims;
 pub mod resource;
 pub mod schema;
 pub mod service;

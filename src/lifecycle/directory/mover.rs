@@ -2,8 +2,10 @@
 //! acts on groups follows without waiting for a new login.
 //!
 //! ```text
-//! mover     a group write changed this directory user's groups (job per user)
-//!           -> the user's groups now (displayNames), for every identity linked to them
+//! mover     a group write changed this directory user's groups, or a user write their
+//!           email or name (job per user)
+//!           -> the user's groups now (displayNames) and person claims (`person_claims.rs`),
+//!              for every identity linked to them
 //! regroup   an identity's new groups (from a claims refresh, say), as given
 //! both      -> every session of the identity rewritten with the new groups (on every host;
 //!              other replicas hear it from the store's session feed and read it again)
@@ -13,9 +15,10 @@
 //! ```
 //! Every step compares before it writes, so running a job twice does no harm.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::effects::{text, EffectError, Effects};
+use super::person_claims::person_claims;
 use crate::auth::identity::Identity;
 use crate::lifecycle::grants::Actor;
 use crate::lifecycle::provision::Because;
@@ -66,7 +69,7 @@ impl Effects<'_> {
         let Some(directory) = self.directory else {
             return Err(EffectError::Failed("no directory is configured".into()));
         };
-        let mut applied: Option<Vec<String>> = None;
+        let mut applied: Option<(Vec<String>, Map<String, Value>)> = None;
         let mut stable = false;
         let mut total = Moved::default();
         let mut who = Value::Null;
@@ -82,7 +85,8 @@ impl Effects<'_> {
                 return Ok(());
             };
             let groups = directory.groups_of(&user.id).await?;
-            if applied.as_ref() == Some(&groups) {
+            let person = person_claims(&user);
+            if applied.as_ref() == Some(&(groups.clone(), person.clone())) {
                 stable = true;
                 break;
             }
@@ -90,13 +94,13 @@ impl Effects<'_> {
             let identities = self.store.identities_linked_to(link).await?;
             for identity in identities.iter().filter(|i| i.removed_at_ms.is_none()) {
                 total.add(
-                    self.apply_groups(job, &identity.iss, &identity.sub, &groups)
+                    self.apply_groups(job, &identity.iss, &identity.sub, &groups, Some(&person))
                         .await?,
                 );
             }
-            applied = Some(groups);
+            applied = Some((groups, person));
         }
-        let Some(groups) = applied.filter(|_| stable) else {
+        let Some((groups, _)) = applied.filter(|_| stable) else {
             return Err(EffectError::Failed(
                 "the user's groups kept changing; trying again".into(),
             ));
@@ -135,7 +139,7 @@ impl Effects<'_> {
                 groups = now.groups().map(str::to_string).collect();
             }
         }
-        let moved = self.apply_groups(job, iss, sub, &groups).await?;
+        let moved = self.apply_groups(job, iss, sub, &groups, None).await?;
         self.record_mover(job, json!({ "iss": iss, "sub": sub }), &groups, moved)
             .await;
         Ok(())
@@ -150,9 +154,10 @@ impl Effects<'_> {
         iss: &str,
         sub: &str,
         groups: &[String],
+        person: Option<&Map<String, Value>>,
     ) -> Result<Moved, EffectError> {
         let mut moved = Moved {
-            sessions: self.regroup_sessions(iss, sub, groups).await?,
+            sessions: self.regroup_sessions(iss, sub, groups, person).await?,
             ..Moved::default()
         };
         // Who ends grants: the directory (SCIM), or the IdP (a claims refresh's `regroup`).
@@ -191,7 +196,7 @@ impl Effects<'_> {
             };
             match self
                 .accounts
-                .regroup(app, key, groups, &self.idp.groups_claim, &why)
+                .regroup(app, key, groups, &self.idp.groups_claim, person, &why)
                 .await
             {
                 Ok(true) => moved.accounts += 1,
@@ -212,6 +217,7 @@ impl Effects<'_> {
         iss: &str,
         sub: &str,
         groups: &[String],
+        person: Option<&Map<String, Value>>,
     ) -> Result<usize, EffectError> {
         let mut changed = 0;
         for _ in 0..SESSION_ROUNDS {
@@ -220,7 +226,10 @@ impl Effects<'_> {
                 let Ok(identity) = serde_json::from_str::<Identity>(&session.identity) else {
                     continue;
                 };
-                let moved = identity.with_groups(groups, &self.idp.groups_claim);
+                let mut moved = identity.with_groups(groups, &self.idp.groups_claim);
+                if let Some(person) = person {
+                    moved = moved.with_claims(person);
+                }
                 if moved == identity {
                     continue;
                 }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::filter::{self, Filter};
+use super::person_claims::person_claims;
 use super::resource::LIST_URN;
 use crate::config::{GroupSource, LinkAttribute, ScimLink};
 use crate::store::{DirectoryUser, DirectoryWrite, LifecycleJob, Store};
@@ -124,6 +125,7 @@ impl Directory {
             (Some(true), None) => ("leaver", "the directory deleted the user"),
             (Some(false), Some(true)) => ("return", "the directory set the user active again"),
             (None, Some(true)) => ("return", "the directory created the user"),
+            (Some(true), Some(true)) => return self.person_mover(caller, before, after),
             _ => return Ok(Vec::new()),
         };
         // The link as it was: a leaver is found by the value their sign-ins recorded.
@@ -135,6 +137,28 @@ impl Directory {
         };
         let subject = json!({ "user": before.id, "userName": before.user_name, "link": link });
         Ok(vec![super::new_job::job(kind, subject, caller.by, reason)?])
+    }
+
+    /// A `mover` job when an active user's email or name changed (their groups are the
+    /// group writes' business), for sessions and app accounts to follow; none with
+    /// `groups: token`, where SCIM carries leavers and returns only.
+    fn person_mover(
+        &self,
+        caller: Caller<'_>,
+        before: Option<&DirectoryUser>,
+        after: Option<&DirectoryUser>,
+    ) -> Result<Vec<LifecycleJob>, ScimError> {
+        let (Some(before), Some(after)) = (before, after) else {
+            return Ok(Vec::new());
+        };
+        if self.groups == GroupSource::Token || person_claims(before) == person_claims(after) {
+            return Ok(Vec::new());
+        }
+        let subject = json!({ "user": after.id, "userName": after.user_name });
+        let reason = "the directory changed the user's email or name";
+        Ok(vec![super::new_job::job(
+            "mover", subject, caller.by, reason,
+        )?])
     }
 
     pub fn base(&self) -> &str {

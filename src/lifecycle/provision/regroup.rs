@@ -1,10 +1,11 @@
 //! A mover without a request: the directory (or a claims refresh) changed a user's groups,
-//! so the account jitgate holds in an app is brought in line at once, through the
-//! connector's `update`, instead of on the user's next visit. Only when what jitgate would
-//! send changes (the mapped role, the groups a template reads): the same digest as first
-//! sight compares, so that visit then finds the account current and calls nothing.
+//! or the directory their email or name, so the account jitgate holds in an app is brought
+//! in line at once, through the connector's `update`, instead of on the user's next visit.
+//! Only when what jitgate would send changes (the mapped role, anything a template reads):
+//! the same digest as first sight compares, so that visit then finds the account current
+//! and calls nothing.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::auth::identity::claim_text;
 
@@ -29,6 +30,7 @@ impl Accounts {
         key: AccountKey<'_>,
         groups: &[String],
         groups_claim: &str,
+        person: Option<&Map<String, Value>>,
         why: &Because<'_>,
     ) -> Result<bool, ProvisionError> {
         if app.provisioning.is_none() {
@@ -36,7 +38,7 @@ impl Accounts {
         }
         let owner = self.operator_lease(app, key).await?;
         let result = self
-            .regroup_holding_lease(app, key, groups, groups_claim, why)
+            .regroup_holding_lease(app, key, groups, groups_claim, person, why)
             .await;
         if let Err(e) = self.store.release_provisioning(key, &owner).await {
             tracing::warn!(error = %e, "could not release a provisioning lease (it expires by itself)");
@@ -50,6 +52,7 @@ impl Accounts {
         key: AccountKey<'_>,
         groups: &[String],
         groups_claim: &str,
+        person: Option<&Map<String, Value>>,
         why: &Because<'_>,
     ) -> Result<bool, ProvisionError> {
         let Some(connector) = app.provisioning.as_deref() else {
@@ -68,6 +71,12 @@ impl Accounts {
         let list = Value::Array(groups.iter().cloned().map(Value::String).collect());
         if let Some(text) = claim_text(&list) {
             ctx.claims.insert(groups_claim.to_string(), text);
+        }
+        for (name, value) in person.into_iter().flatten() {
+            match claim_text(value) {
+                Some(text) => ctx.claims.insert(name.clone(), text),
+                None => ctx.claims.remove(name),
+            };
         }
         ctx.roles = connector.roles_for(groups.iter().map(String::as_str));
         ctx.role = ctx.roles.first().cloned();
