@@ -94,14 +94,7 @@ fn accounts_of(app: &LegacyApp, username: &str) -> Vec<Account> {
 
 #[test]
 fn an_active_directory_user_the_routes_allow_gets_an_account_before_signing_in() {
-    let app = LegacyApp::start(TOKEN);
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("wiki-token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let policy = POLICY
-        .replace("{ORIGIN}", &app.origin())
-        .replace("{API}", &app.api())
-        .replace("{TOKEN_FILE}", &token_file.display().to_string());
+    let (app, policy, _dir) = LegacyApp::start_with_policy(TOKEN, POLICY);
     let jg = Jitgate::start(Options {
         policy: Some(policy),
         scim: true,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use jitgate::store::Store;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
-use support::directory::push_group_at;
+use support::directory::{push_group_at, push_user_at, scim_at, within};
 use support::legacy_app::LegacyApp;
 use support::process::TwoReplicas;
 use support::{sign_in, Jitgate, Options, ALICE, BOB, SCIM_TOKEN};
@@ -114,15 +114,7 @@ struct Setup {
 
 /// The stand-in app, and the policy for it (with its token file in the returned dir).
 fn app_and_policy() -> (LegacyApp, String, tempfile::TempDir) {
-    let app = LegacyApp::start(TOKEN);
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("wiki-token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let policy = POLICY
-        .replace("{ORIGIN}", &app.origin())
-        .replace("{API}", &app.api())
-        .replace("{TOKEN_FILE}", &token_file.display().to_string());
-    (app, policy, dir)
+    LegacyApp::start_with_policy(TOKEN, POLICY)
 }
 
 fn setup() -> Setup {
@@ -143,38 +135,9 @@ fn scim(jg: &Jitgate, method: &str, path: &str, body: Value) -> Value {
     scim_at(&jg.auth_url("/.jitgate/scim/v2"), method, path, body)
 }
 
-fn scim_at(base: &str, method: &str, path: &str, body: Value) -> Value {
-    let resp = Client::new()
-        .request(method.parse().unwrap(), format!("{base}{path}"))
-        .bearer_auth(SCIM_TOKEN)
-        .header("content-type", "application/scim+json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    assert!(status < 300, "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
 /// A directory user whose externalId is the test user's `sub` (the default link).
 fn push_user(jg: &Jitgate, user: &support::TestUser) -> String {
     push_user_at(&jg.auth_url("/.jitgate/scim/v2"), user)
-}
-
-fn push_user_at(base: &str, user: &support::TestUser) -> String {
-    let created = scim_at(
-        base,
-        "POST",
-        "/Users",
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": format!("{}@example.test", user.login),
-            "externalId": user.sub,
-            "active": true
-        }),
-    );
-    created["id"].as_str().unwrap().to_string()
 }
 
 fn deactivate_patch() -> Value {
@@ -182,18 +145,6 @@ fn deactivate_patch() -> Value {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{ "op": "replace", "value": { "active": false } }]
     })
-}
-
-/// Polls `done` every 20 ms for up to `limit`; returns how long it took.
-fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if done() {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn app_account_active(app: &LegacyApp, username: &str) -> Option<bool> {
@@ -383,13 +334,7 @@ fn app_account_role(app: &LegacyApp, username: &str) -> Option<String> {
 fn a_leaver_on_two_replicas_loses_sessions_grants_accounts_and_sign_in() {
     let (wiki, wiki_policy, dir) = app_and_policy();
     let docs = LegacyApp::start(TOKEN);
-    let docs_policy = DOCS_POLICY
-        .replace("{ORIGIN}", &docs.origin())
-        .replace("{API}", &docs.api())
-        .replace(
-            "{TOKEN_FILE}",
-            &dir.path().join("wiki-token").display().to_string(),
-        );
+    let docs_policy = docs.policy(DOCS_POLICY, TOKEN, dir.path());
     // Replicas trust a cached session for a minute: only the store's feed can explain 1 s.
     let pair = TwoReplicas::start_with_apps(
         &[("wiki", &wiki_policy), ("docs", &docs_policy)],

@@ -71,15 +71,7 @@ routes:
 "#;
 
 fn app_and_policy() -> (LegacyApp, String, tempfile::TempDir) {
-    let app = LegacyApp::start(TOKEN);
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("wiki-token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let policy = POLICY
-        .replace("{ORIGIN}", &app.origin())
-        .replace("{API}", &app.api())
-        .replace("{TOKEN_FILE}", &token_file.display().to_string());
-    (app, policy, dir)
+    LegacyApp::start_with_policy(TOKEN, POLICY)
 }
 
 fn app_role(app: &LegacyApp, username: &str) -> Option<String> {

@@ -76,12 +76,7 @@ fn a_jitgate_killed_during_the_deactivate_call_is_finished_by_the_next_start() {
     let work = tempfile::tempdir().unwrap();
     let policies = work.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let token_file = work.path().join("wiki-token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let policy = POLICY
-        .replace("{ORIGIN}", &app.origin())
-        .replace("{API}", &app.api())
-        .replace("{TOKEN_FILE}", &token_file.display().to_string());
+    let policy = app.policy(POLICY, TOKEN, work.path());
     std::fs::write(policies.join("wiki.yaml"), policy).unwrap();
     let ports = [free_port(), free_port()];
     let bases: Vec<String> = ports

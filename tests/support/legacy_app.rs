@@ -86,6 +86,32 @@ pub struct LegacyApp {
 }
 
 impl LegacyApp {
+    /// Starts an app and fills `template` for it (see [`Self::policy`]); the token file lives
+    /// in the returned directory.
+    pub fn start_with_policy(token: &str, template: &str) -> (Self, String, tempfile::TempDir) {
+        let app = Self::start(token);
+        let dir = tempfile::tempdir().unwrap();
+        let policy = app.policy(template, token, dir.path());
+        (app, policy, dir)
+    }
+
+    /// Fills a policy template for this app: `{ORIGIN}`, `{API}`, and `{TOKEN_FILE}` (a file
+    /// in `dir` holding `token`, written here).
+    pub fn policy(&self, template: &str, token: &str, dir: &std::path::Path) -> String {
+        let port = self
+            .origin()
+            .rsplit(':')
+            .next()
+            .unwrap_or("app")
+            .to_string();
+        let token_file = dir.join(format!("token-{port}"));
+        std::fs::write(&token_file, token).unwrap();
+        template
+            .replace("{ORIGIN}", &self.origin())
+            .replace("{API}", &self.api())
+            .replace("{TOKEN_FILE}", &token_file.display().to_string())
+    }
+
     pub fn start(token: &str) -> Self {
         let port = super::free_port();
         let state = Arc::new(AppState {
