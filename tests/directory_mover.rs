@@ -260,3 +260,47 @@ fn a_changed_email_reaches_the_edge_and_the_app_without_a_new_login() {
     // Her groups are untouched by it.
     assert_eq!(alice.get(&jg.app_url("/eng/x")).status, 200);
 }
+
+#[test]
+fn a_group_removed_between_sign_in_and_hand_off_is_not_carried_to_the_app_host() {
+    let (_app, policy, _dir) = app_and_policy();
+    let jg = Jitgate::start(Options {
+        policy: Some(policy),
+        scim: true,
+        ..Options::default()
+    });
+    let base = jg.auth_url("/.jitgate/scim/v2");
+    let alice_id = push_user_at(&base, &ALICE);
+    let engineering = push_group_at(&base, "engineering", &[&alice_id]);
+    push_group_at(&base, "support", &[&alice_id]);
+    let alice = jg.browser();
+    // Signed in at the auth host; the hand-off to the wiki's host is not followed yet.
+    let chain = alice.login_until(&jg.app_url("/eng/x"), &ALICE, Some("/.jitgate/handoff"));
+    let handoff = chain.last().unwrap().clone();
+    assert!(handoff
+        .location
+        .as_deref()
+        .unwrap_or("")
+        .contains("/.jitgate/handoff"));
+
+    scim_at(
+        &base,
+        "PATCH",
+        &format!("/Groups/{engineering}"),
+        remove_member(&alice_id),
+    );
+    within(Duration::from_secs(5), "the mover ran", || {
+        let store = jg.gate().store.clone();
+        jg.block_on(async move { store.list_lifecycle_jobs(&[], 100).await })
+            .unwrap()
+            .iter()
+            .any(|j| j.kind == "mover" && j.state == "done" && j.reason.contains("groups"))
+            && jg.has_audit("mover")
+    });
+    // The wiki's session is made from the auth session as it is now: engineering is gone.
+    let landed = alice.follow_from(handoff);
+    assert_eq!(landed.last().unwrap().status, 403, "{:?}", landed.last());
+    let home = alice.get(&jg.app_url("/home"));
+    assert_eq!(home.status, 200);
+    assert_eq!(echoed_headers(&home)["x-forwarded-groups"], "support");
+}
