@@ -2,7 +2,8 @@
 //! IdP loses every session within seconds, with an audit event, while other users keep
 //! theirs; groups changed at the IdP apply as a mover (a `regroup` job) without a new login.
 //! With two replicas on PostgreSQL, the refused user's sessions end on both, and neither
-//! replica's debug log holds the refresh token.
+//! replica's debug log holds the refresh token. A login signed out through the IdP (whose
+//! grant the IdP then revokes) is not redeemed again, so the user's other logins live on.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,7 +18,7 @@ use support::legacy_app::LegacyApp;
 use support::process::{write_config, Replica, ScratchDb};
 use support::{
     echoed_headers, free_port, session_cookie, sign_in, Browser, IdpProcess, Jitgate, Options,
-    ALICE, APP_HOST, BOB, CLIENT_SECRET, WIKI_POLICY,
+    Page, ALICE, APP_HOST, BOB, CLIENT_ID, CLIENT_SECRET, WIKI_POLICY,
 };
 
 fn start() -> Jitgate {
@@ -25,6 +26,16 @@ fn start() -> Jitgate {
         refresh_claims: Some("1s"),
         ..Options::default()
     })
+}
+
+/// Whether `page` is what a browser without a session gets: a redirect to sign in (not an
+/// error, which would also be "not 200").
+fn sent_to_sign_in(page: &Page) -> bool {
+    page.status == 302
+        && page
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("/.jitgate/login"))
 }
 
 /// Polls `done` every 20 ms for up to `limit`; returns how long it took.
@@ -71,8 +82,8 @@ fn a_user_removed_at_the_idp_loses_every_session_within_seconds() {
     assert_eq!(alice.get(&jg.app_url("/home")).status, 200);
 
     jg.idp.as_ref().unwrap().remove_user(ALICE.login);
-    let took = within(Duration::from_secs(5), "alice is refused", || {
-        alice.get(&jg.app_url("/home")).status != 200
+    let took = within(Duration::from_secs(5), "alice is sent to sign in", || {
+        sent_to_sign_in(&alice.get(&jg.app_url("/home")))
     });
     println!(
         "removed at the IdP -> refused at the edge in {} ms (refresh_claims 1s)",
@@ -229,9 +240,11 @@ fn on_postgres_a_refused_refresh_ends_the_sessions_on_every_replica_and_no_log_h
     let (token, sealed) = stored_refresh_token(&db.url, ALICE.sub);
     assert!(token.len() >= 20, "a real refresh token");
     idp.remove_user(ALICE.login);
-    let took = within(Duration::from_secs(5), "both replicas refuse alice", || {
-        through(0).status != 200 && through(1).status != 200
-    });
+    let took = within(
+        Duration::from_secs(5),
+        "both replicas send alice to sign in",
+        || sent_to_sign_in(&through(0)) && sent_to_sign_in(&through(1)),
+    );
     println!(
         "on PostgreSQL: removed at the IdP -> refused by both replicas in {} ms",
         took.as_millis()
@@ -251,18 +264,96 @@ fn on_postgres_a_refused_refresh_ends_the_sessions_on_every_replica_and_no_log_h
     }
 }
 
+/// The refresh token of `sub`'s login that is no longer refreshed (ended), opened.
+fn ended_login_token(db_url: &str, sub: &str) -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (login_id, iss, sealed) = runtime.block_on(async {
+        let mut db = sqlx::PgConnection::connect(db_url).await.unwrap();
+        let row = sqlx::query(
+            "SELECT login_id, iss, refresh_token FROM claims_refresh \
+             WHERE sub = $1 AND next_at_ms = $2",
+        )
+        .bind(sub)
+        .bind(i64::MAX)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        let column = |name: &str| row.try_get::<String, _>(name).unwrap();
+        (column("login_id"), column("iss"), column("refresh_token"))
+    });
+    let seal = RefreshSeal::from_client_secret(&Secret::new(CLIENT_SECRET)).unwrap();
+    let owner = SealedFor {
+        iss: &iss,
+        sub,
+        login_id: &login_id,
+    };
+    seal.open(&sealed, &owner).unwrap()
+}
+
+/// Redeems `refresh_token` at the IdP's token endpoint as jitgate would; returns the OAuth
+/// `error` of the answer, or `None` when it was accepted.
+fn redeem(issuer: &str, refresh_token: &str) -> Option<String> {
+    let client = reqwest::blocking::Client::new();
+    let discovery: serde_json::Value = client
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let answer: serde_json::Value = client
+        .post(discovery["token_endpoint"].as_str().unwrap())
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    answer["error"].as_str().map(str::to_string)
+}
+
 #[test]
 fn a_logged_out_login_is_not_refreshed_and_ends_no_other_login() {
-    let jg = start();
+    // On PostgreSQL, to read the laptop's token afterwards.
+    let db = ScratchDb::create();
+    let jg = Jitgate::start(Options {
+        refresh_claims: Some("1s"),
+        store: Some(db.url.clone()),
+        ..Options::default()
+    });
+    let issuer = jg.idp.as_ref().unwrap().issuer.clone();
     let laptop = jg.browser();
     let phone = jg.browser();
     sign_in(&laptop, &jg.app_url("/home"), &ALICE);
     sign_in(&phone, &jg.app_url("/home"), &ALICE);
+
+    // Signed out on the laptop all the way: at jitgate, then at the IdP's end-session page
+    // (confirmed), which revokes that login's grant and ends its IdP session.
     let out = laptop.get(&jg.app_url("/.jitgate/logout"));
     assert_eq!(out.status, 302, "{out:?}");
+    let chain = laptop.follow_from(out);
+    let confirm = chain.last().unwrap();
+    assert!(
+        confirm.url.starts_with(&format!("{issuer}/session/end")),
+        "{chain:?}"
+    );
+    assert_eq!(confirm.status, 200, "{confirm:?}");
+    let signed_out = laptop.follow_from(laptop.submit_first_form(confirm, &[("logout", "yes")]));
+    let back = signed_out.last().unwrap();
+    assert_eq!(back.status, 200, "{signed_out:?}");
+    assert!(back.url.starts_with(&jg.auth_url("/")), "{signed_out:?}");
+
     within(Duration::from_secs(5), "the laptop's login ended", || {
         refreshes(&jg, "ended") == 1
     });
+    // A refresh of the laptop's login would now be refused: the IdP revoked its grant.
+    let laptop_token = ended_login_token(&db.url, ALICE.sub);
+    assert_eq!(
+        redeem(&issuer, &laptop_token).as_deref(),
+        Some("invalid_grant")
+    );
     let refreshed = refreshes(&jg, "unchanged");
     within(
         Duration::from_secs(5),
@@ -270,8 +361,9 @@ fn a_logged_out_login_is_not_refreshed_and_ends_no_other_login() {
         || refreshes(&jg, "unchanged") > refreshed,
     );
     assert_eq!(phone.get(&jg.app_url("/home")).status, 200);
-    assert_ne!(laptop.get(&jg.app_url("/home")).status, 200);
+    assert!(sent_to_sign_in(&laptop.get(&jg.app_url("/home"))));
     assert_eq!(refreshes(&jg, "ended"), 1, "asked once, then left alone");
+    assert_eq!(refreshes(&jg, "refused"), 0);
     assert!(!jg
         .audit_kinds()
         .iter()
