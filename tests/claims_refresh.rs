@@ -371,6 +371,43 @@ fn a_logged_out_login_is_not_refreshed_and_ends_no_other_login() {
 }
 
 #[test]
+fn a_login_whose_refresh_row_cannot_be_saved_leaves_no_session() {
+    let db = ScratchDb::create();
+    let jg = Jitgate::start(Options {
+        refresh_claims: Some("1s"),
+        store: Some(db.url.clone()),
+        ..Options::default()
+    });
+    let sql = |statement: &str| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let mut db = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let row = sqlx::query(statement)
+                .fetch_optional(&mut db)
+                .await
+                .unwrap();
+            row.map(|r| r.try_get::<i64, _>(0).unwrap())
+        })
+    };
+    // The refresh row cannot be written (its table gone), the session could.
+    sql("ALTER TABLE claims_refresh RENAME TO claims_refresh_gone");
+    let alice = jg.browser();
+    let chain = alice.login(&jg.app_url("/home"), &ALICE);
+    let last = chain.last().unwrap();
+    assert_eq!(last.status, 503, "{chain:?}");
+    assert_eq!(sql("SELECT count(*) FROM sessions"), Some(0));
+    assert!(sent_to_sign_in(&alice.get(&jg.app_url("/home"))));
+
+    // With the table back, the same browser signs in (still signed in at the IdP, so without
+    // its form), with a session and one row.
+    sql("ALTER TABLE claims_refresh_gone RENAME TO claims_refresh");
+    let again = alice.follow(&jg.app_url("/home"));
+    assert_eq!(again.last().unwrap().status, 200, "{again:?}");
+    assert!(sql("SELECT count(*) FROM sessions").unwrap() >= 1);
+    assert_eq!(sql("SELECT count(*) FROM claims_refresh"), Some(1));
+}
+
+#[test]
 fn an_unreachable_idp_keeps_sessions_and_is_retried() {
     let mut jg = start();
     let alice = jg.browser();
