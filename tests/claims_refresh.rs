@@ -3,7 +3,8 @@
 //! theirs; groups changed at the IdP apply as a mover (a `regroup` job) without a new login.
 //! With two replicas on PostgreSQL, the refused user's sessions end on both, and neither
 //! replica's debug log holds the refresh token. A login signed out through the IdP (whose
-//! grant the IdP then revokes) is not redeemed again, so the user's other logins live on.
+//! grant the IdP then revokes) is not redeemed again, so the user's other logins live on. A
+//! refresh that outlived its lease records nothing and ends no session.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use jitgate::auth::sealed::{RefreshSeal, SealedFor};
 use jitgate::config::Secret;
+use jitgate::lifecycle::claims_refresh::{Outcome, LEASE_MS};
+use jitgate::ops::claims_refresh::refresher;
+use jitgate::store::ClaimsRefreshRecord;
+use jitgate::util::clock::now_ms;
 use sqlx::{Connection, Row};
 use support::legacy_app::LegacyApp;
 use support::process::{write_config, Replica, ScratchDb};
@@ -405,6 +410,47 @@ fn a_login_whose_refresh_row_cannot_be_saved_leaves_no_session() {
     assert_eq!(again.last().unwrap().status, 200, "{again:?}");
     assert!(sql("SELECT count(*) FROM sessions").unwrap() >= 1);
     assert_eq!(sql("SELECT count(*) FROM claims_refresh"), Some(1));
+}
+
+/// A replica whose lease ran out while the IdP answered (here: driven by hand, the runner's
+/// interval being an hour) records nothing, and a refusal it got ends no session: the login
+/// is another replica's now. The replica holding it acts on the same refusal.
+#[test]
+fn a_refusal_after_the_lease_ran_out_is_left_to_the_replica_holding_the_login() {
+    let jg = Jitgate::start(Options {
+        refresh_claims: Some("1h"),
+        ..Options::default()
+    });
+    let alice = jg.browser();
+    sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    jg.idp.as_ref().unwrap().remove_user(ALICE.login);
+    let gate = jg.gate().clone();
+    // Due in two hours: taken then, and taken again by another replica when that lease ran out.
+    let (late, holder) = jg.block_on(async move {
+        let due = now_ms() + 2 * 3_600_000;
+        let store = &gate.store;
+        let first = store.take_claims_refreshes(due, LEASE_MS, 10).await;
+        let again = store.take_claims_refreshes(due + LEASE_MS, LEASE_MS, 10);
+        (first.unwrap(), again.await.unwrap())
+    });
+    assert_eq!((late.len(), holder.len()), (1, 1));
+    assert_eq!(late[0].login_id, holder[0].login_id);
+    let refresh = |login: ClaimsRefreshRecord| {
+        let gate = jg.gate().clone();
+        jg.block_on(async move {
+            let policies = gate.policies.load();
+            let refresher = refresher(&gate, Duration::from_secs(3600), &policies).unwrap();
+            refresher.refresh(&login).await.unwrap()
+        })
+    };
+    assert_eq!(refresh(late[0].clone()), Outcome::LeaseLost);
+    assert_eq!(alice.get(&jg.app_url("/home")).status, 200);
+    assert_eq!(refreshes(&jg, "lease_lost"), 1);
+    assert!(!jg.has_audit("claims_refresh_refused"));
+
+    assert_eq!(refresh(holder[0].clone()), Outcome::Refused);
+    assert!(sent_to_sign_in(&alice.get(&jg.app_url("/home"))));
+    assert!(jg.has_audit("claims_refresh_refused"));
 }
 
 #[test]

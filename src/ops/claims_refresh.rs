@@ -75,7 +75,9 @@ async fn refresh_batch(gate: &Arc<Gate>, interval: Duration) -> usize {
     taken
 }
 
-fn refresher<'g>(
+/// What the runner refreshes through, from the gate's parts (`None` without a seal, that is
+/// without a client secret); public for tests that drive one refresh themselves.
+pub fn refresher<'g>(
     gate: &'g Gate,
     interval: Duration,
     policies: &'g crate::policy::PolicySet,
