@@ -453,6 +453,52 @@ fn a_refusal_after_the_lease_ran_out_is_left_to_the_replica_holding_the_login() 
     assert!(jg.has_audit("claims_refresh_refused"));
 }
 
+/// A refresh waits on the IdP only so long (half the lease, in the runner), then counts as
+/// no answer and is retried: driven by hand here with a 1 s limit and a token endpoint that
+/// takes 3 s.
+#[test]
+fn a_refresh_the_idp_is_too_slow_for_gives_up_in_time_and_is_retried() {
+    let jg = Jitgate::start(Options {
+        refresh_claims: Some("1h"),
+        ..Options::default()
+    });
+    let alice = jg.browser();
+    sign_in(&alice, &jg.app_url("/home"), &ALICE);
+    jg.idp
+        .as_ref()
+        .unwrap()
+        .delay_token_endpoint(Duration::from_secs(3));
+    let gate = jg.gate().clone();
+    let started = Instant::now();
+    let (outcome, again) = jg.block_on(async move {
+        let due = now_ms() + 2 * 3_600_000;
+        let taken = gate.store.take_claims_refreshes(due, LEASE_MS, 10).await;
+        let login = taken.unwrap().pop().unwrap();
+        let policies = gate.policies.load();
+        let mut refresher = refresher(&gate, Duration::from_secs(3600), &policies).unwrap();
+        refresher.refresh_timeout = Duration::from_secs(1);
+        let outcome = refresher.refresh(&login).await.unwrap();
+        // Released and due again soon (a retry, not the hour's interval), one failure on it.
+        let again = gate
+            .store
+            .take_claims_refreshes(now_ms() + 2_000, LEASE_MS, 10);
+        (outcome, again.await.unwrap())
+    });
+    let took = started.elapsed();
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(
+        took < Duration::from_millis(2_500),
+        "gave up after {took:?}"
+    );
+    println!(
+        "a refresh the IdP is too slow for gave up after {} ms (limit 1 s)",
+        took.as_millis()
+    );
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].failures, 1);
+    assert_eq!(alice.get(&jg.app_url("/home")).status, 200);
+}
+
 #[test]
 fn an_unreachable_idp_keeps_sessions_and_is_retried() {
     let mut jg = start();

@@ -176,6 +176,8 @@ pub struct ClaimsRefresher<'a> {
     /// The auth host (sessions live there too).
     pub auth_host: &'a str,
     pub interval: Duration,
+    /// The longest one refresh waits on the IdP: [`REFRESH_TIMEOUT`] (shorter in tests).
+    pub refresh_timeout: Duration,
     pub groups_claim: &'a str,
     pub username_claim: &'a str,
     /// True with `scim: { groups: directory }`: groups come from the directory, not from
@@ -239,17 +241,15 @@ impl ClaimsRefresher<'_> {
                 .await?
                 .or(Outcome::Ended));
         }
-        let refreshed = match tokio::time::timeout(
-            REFRESH_TIMEOUT,
-            self.oidc.refresh(&token, &login.sub),
-        )
-        .await
-        {
-            Ok(Ok(refreshed)) => refreshed,
-            Ok(Err(OidcError::Refused(why))) => return self.refused(login, &why).await,
-            Ok(Err(e)) => return self.failed(login, &e.to_string()).await,
-            Err(_) => return self.failed(login, "the IdP took too long").await,
-        };
+        let refreshed =
+            match tokio::time::timeout(self.refresh_timeout, self.oidc.refresh(&token, &login.sub))
+                .await
+            {
+                Ok(Ok(refreshed)) => refreshed,
+                Ok(Err(OidcError::Refused(why))) => return self.refused(login, &why).await,
+                Ok(Err(e)) => return self.failed(login, &e.to_string()).await,
+                Err(_) => return self.failed(login, "the IdP took too long").await,
+            };
         let rotated = refreshed
             .refresh_token
             .as_ref()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::GroupSource;
 use crate::gate::Gate;
-use crate::lifecycle::claims_refresh::{ClaimsRefresher, BATCH};
+use crate::lifecycle::claims_refresh::{ClaimsRefresher, BATCH, REFRESH_TIMEOUT};
 use crate::util::clock::now_ms;
 
 /// How often the store is asked for due logins when the last pass found few.
@@ -93,6 +93,7 @@ pub fn refresher<'g>(
         policies,
         auth_host: &gate.config.public.host,
         interval,
+        refresh_timeout: REFRESH_TIMEOUT,
         groups_claim: &settings.groups_claim,
         username_claim: &settings.username_claim,
         directory_owns_groups: gate
