@@ -88,11 +88,12 @@ impl Outcome {
         }
     }
 
-    /// `other` unless this is [`Outcome::LeaseLost`].
-    fn or(self, other: Outcome) -> Outcome {
-        match self {
-            Outcome::LeaseLost => self,
-            _ => other,
+    /// This outcome when the refresh was recorded, else [`Outcome::LeaseLost`].
+    fn if_recorded(self, recorded: bool) -> Outcome {
+        if recorded {
+            self
+        } else {
+            Outcome::LeaseLost
         }
     }
 }
@@ -220,26 +221,20 @@ impl ClaimsRefresher<'_> {
             // Sealed under another client secret: this login can no longer be refreshed; its
             // sessions run to their timeouts and the row goes with them.
             tracing::warn!(login = %login.login_id, "a stored refresh token cannot be opened (client secret changed?): not refreshed again");
-            return Ok(self
-                .finish(login, None, None, i64::MAX, 0, true)
-                .await?
-                .or(Outcome::Unreadable));
+            let recorded = self.finish(login, None, None, i64::MAX, 0, true).await?;
+            return Ok(Outcome::Unreadable.if_recorded(recorded));
         };
         if login.iss.trim_end_matches('/') != self.oidc.issuer().trim_end_matches('/') {
             // A login at an issuer no longer configured: nothing to ask.
-            return Ok(self
-                .finish(login, None, None, i64::MAX, 0, true)
-                .await?
-                .or(Outcome::Unreadable));
+            let recorded = self.finish(login, None, None, i64::MAX, 0, true).await?;
+            return Ok(Outcome::Unreadable.if_recorded(recorded));
         }
         if !self.store.login_has_sessions(login).await? {
             // Logged out (or timed out) since: nothing to refresh, and a refusal now (an
             // RP-initiated logout ends the IdP session too) must not end the user's other
             // logins. The sweep deletes the row.
-            return Ok(self
-                .finish(login, None, None, i64::MAX, 0, true)
-                .await?
-                .or(Outcome::Ended));
+            let recorded = self.finish(login, None, None, i64::MAX, 0, true).await?;
+            return Ok(Outcome::Ended.if_recorded(recorded));
         }
         let refreshed =
             match tokio::time::timeout(self.refresh_timeout, self.oidc.refresh(&token, &login.sub))
@@ -258,19 +253,20 @@ impl ClaimsRefresher<'_> {
         let next = now_ms() + self.interval.as_millis() as i64;
         let new_groups = self.groups_in(refreshed.claims, login);
         let Some(groups) = new_groups.filter(|g| login.groups.as_ref() != Some(g)) else {
-            return Ok(self
+            let recorded = self
                 .finish(login, rotated.as_deref(), None, next, 0, true)
-                .await?);
+                .await?;
+            return Ok(Outcome::Unchanged.if_recorded(recorded));
         };
         // The rotated token first, keeping the lease: the old one may be spent, and losing
         // the new one would make the next refresh look like a revocation. Then the job, then
         // the groups: if either write fails, the next refresh sees the change again and
         // queues it again (a mover runs twice harmlessly).
-        let kept = self
+        if !self
             .finish(login, rotated.as_deref(), None, next, 0, false)
-            .await?;
-        if kept == Outcome::LeaseLost {
-            return Ok(kept);
+            .await?
+        {
+            return Ok(Outcome::LeaseLost);
         }
         let list: Value = serde_json::from_str(&groups).unwrap_or(Value::Null);
         let regroup = job(
@@ -280,15 +276,11 @@ impl ClaimsRefresher<'_> {
             "groups changed at the IdP",
         )?;
         self.store.enqueue_lifecycle_jobs(&[regroup]).await?;
-        if self
+        let recorded = self
             .finish(login, None, Some(&groups), next, 0, true)
-            .await?
-            == Outcome::LeaseLost
-        {
-            return Ok(Outcome::LeaseLost);
-        }
+            .await?;
         tracing::info!(login = %login.login_id, sub = %login.sub, "groups changed at the IdP: mover queued");
-        Ok(Outcome::Regrouped)
+        Ok(Outcome::Regrouped.if_recorded(recorded))
     }
 
     /// No answer from the IdP (down, slow, misconfigured): kept as it is, retried sooner.
@@ -300,13 +292,10 @@ impl ClaimsRefresher<'_> {
         let failures = login.failures + 1;
         tracing::warn!(login = %login.login_id, error, failures, "claims refresh failed; retrying later");
         let wait = retry_after(failures).min(self.interval.as_millis() as i64);
-        match self
+        let recorded = self
             .finish(login, None, None, now_ms() + wait, failures, true)
-            .await?
-        {
-            Outcome::LeaseLost => Ok(Outcome::LeaseLost),
-            _ => Ok(Outcome::Failed),
-        }
+            .await?;
+        Ok(Outcome::Failed.if_recorded(recorded))
     }
 
     /// The groups in refreshed claims, as stored; `None` when they say nothing about groups
@@ -336,13 +325,15 @@ impl ClaimsRefresher<'_> {
         why: &str,
     ) -> Result<Outcome, RefreshError> {
         // Only while this runner still holds the login: a refusal after another replica
-        // took it may be the IdP refusing a token that replica already redeemed.
+        // took it may be the IdP refusing a token that replica already redeemed. (The row
+        // is left as it was: should the deletes below fail, it is taken again once the
+        // lease runs out, and the refusal retried.)
         let held = self
-            .finish(login, None, None, i64::MAX, login.failures, false)
+            .finish(login, None, None, login.next_at_ms, login.failures, false)
             .await?;
-        if held == Outcome::LeaseLost {
+        if !held {
             tracing::warn!(login = %login.login_id, "the IdP refused a claims refresh after its lease ran out: left to the replica that holds it now");
-            return Ok(held);
+            return Ok(Outcome::LeaseLost);
         }
         let mut hosts: Vec<String> = self
             .policies
@@ -375,9 +366,9 @@ impl ClaimsRefresher<'_> {
         Ok(Outcome::Refused)
     }
 
-    /// Records how the refresh went on the login (and releases it with `release`); the
-    /// outcome is [`Outcome::LeaseLost`] when the lease ran out and it was not recorded,
-    /// [`Outcome::Unchanged`] when it was.
+    /// Records how the refresh went on the login (and releases it with `release`); false
+    /// when it was not recorded: the lease ran out (another replica holds the login) or the
+    /// login was deleted.
     async fn finish(
         &self,
         login: &ClaimsRefreshRecord,
@@ -386,7 +377,7 @@ impl ClaimsRefresher<'_> {
         next_at_ms: i64,
         failures: i64,
         release: bool,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<bool, StoreError> {
         let applied = self
             .store
             .finish_claims_refresh(&ClaimsRefreshDone {
@@ -399,10 +390,9 @@ impl ClaimsRefresher<'_> {
                 failures,
             })
             .await?;
-        if applied {
-            return Ok(Outcome::Unchanged);
+        if !applied {
+            tracing::warn!(login = %login.login_id, "a claims refresh was not recorded: its lease ran out (another replica holds the login) or the login was deleted");
         }
-        tracing::warn!(login = %login.login_id, "a claims refresh was not recorded: its lease ran out (another replica holds the login) or the login was deleted");
-        Ok(Outcome::LeaseLost)
+        Ok(applied)
     }
 }
