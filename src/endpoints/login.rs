@@ -302,6 +302,10 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
         identity = identity.with_groups(groups, &settings.groups_claim);
     }
     let now = now_secs();
+    // The refresh row before the session: a row left without one is swept, a session left
+    // without its row would never be refreshed.
+    let (sid, refresh_token) = (login.sid.as_deref(), login.refresh_token.as_ref());
+    remember_for_refresh(gate, &identity, now, sid, refresh_token).await?;
     let created = gate
         .sessions
         .create(req.host, &identity, login.sid.clone(), login.id_token, now)
@@ -317,8 +321,6 @@ pub(super) async fn callback(gate: &Gate, req: &OwnRequest<'_>) -> Result<Reply,
     )
     .await
     .map_err(|d| audited(gate, req, d))?;
-    let (sid, refresh_token) = (login.sid.as_deref(), login.refresh_token.as_ref());
-    remember_for_refresh(gate, &identity, now, sid, refresh_token).await?;
     gate.metrics.logins.with_label_values(&["success"]).inc();
     gate.audit
         .record(

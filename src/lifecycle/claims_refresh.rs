@@ -5,8 +5,8 @@
 //! login      the IdP's refresh token sealed (auth::sealed) into one row per login (known by
 //!            its login time and IdP session id), with the groups the login's sessions hold;
 //!            due one interval later
-//! refresh    taken by one replica (a lease), redeemed at the token endpoint, off the request
-//!            path; the rotated token sealed back
+//! refresh    taken by one replica (a lease), redeemed at the token endpoint within half the
+//!            lease, off the request path; the rotated token sealed back while the lease holds
 //!  -> groups changed   a `regroup` lifecycle job (the mover: sessions, grants, accounts)
 //!  -> invalid_grant    the user's sessions deleted on every host and every replica, their
 //!                      logins no longer refreshed, a `claims_refresh_refused` audit event
@@ -36,9 +36,15 @@ use crate::telemetry::metrics::Metrics;
 use crate::util::clock::now_ms;
 use crate::util::random::{uuid, RandomError};
 
-/// How long a replica holds a login it took; a refresh takes at most the HTTP timeouts
-/// (10 s for the token endpoint, 10 s for userinfo), well within.
+/// How long a replica holds a login it took. Another replica may take it once this ran out,
+/// so one refresh must be over well before: see [`REFRESH_TIMEOUT`].
 pub const LEASE_MS: i64 = 60_000;
+/// The longest one refresh may wait on the IdP (discovery, token endpoint, JWKS and
+/// userinfo, up to 10 s each), then it counts as no answer and is retried. Half the lease:
+/// a refresh still running when another replica takes the login would redeem a token the
+/// other may already have redeemed (IdPs that detect reuse then revoke the whole grant).
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+const _: () = assert!(REFRESH_TIMEOUT.as_millis() as i64 * 2 <= LEASE_MS);
 /// Logins taken per pass (refreshed concurrently).
 pub const BATCH: i64 = 16;
 /// Who the lifecycle jobs a refresh queues are by.
@@ -64,6 +70,9 @@ pub enum Outcome {
     Unreadable,
     /// The login has no session left: not refreshed again.
     Ended,
+    /// The lease ran out before the refresh was recorded, and another replica took the
+    /// login: its refresh counts, this one is dropped.
+    LeaseLost,
 }
 
 impl Outcome {
@@ -75,6 +84,16 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Unreadable => "unreadable",
             Outcome::Ended => "ended",
+            Outcome::LeaseLost => "lease_lost",
+        }
+    }
+
+    /// This outcome when the refresh was recorded, else [`Outcome::LeaseLost`].
+    fn if_recorded(self, recorded: bool) -> Outcome {
+        if recorded {
+            self
+        } else {
+            Outcome::LeaseLost
         }
     }
 }
@@ -139,6 +158,7 @@ pub async fn remember_login(
             next_at_ms: now + interval.as_millis() as i64,
             failures: 0,
             created_at_ms: now,
+            lease_until_ms: 0,
         })
         .await?;
     Ok(())
@@ -157,6 +177,8 @@ pub struct ClaimsRefresher<'a> {
     /// The auth host (sessions live there too).
     pub auth_host: &'a str,
     pub interval: Duration,
+    /// The longest one refresh waits on the IdP: [`REFRESH_TIMEOUT`] (shorter in tests).
+    pub refresh_timeout: Duration,
     pub groups_claim: &'a str,
     pub username_claim: &'a str,
     /// True with `scim: { groups: directory }`: groups come from the directory, not from
@@ -199,66 +221,81 @@ impl ClaimsRefresher<'_> {
             // Sealed under another client secret: this login can no longer be refreshed; its
             // sessions run to their timeouts and the row goes with them.
             tracing::warn!(login = %login.login_id, "a stored refresh token cannot be opened (client secret changed?): not refreshed again");
-            self.finish(login, None, None, i64::MAX, 0).await?;
-            return Ok(Outcome::Unreadable);
+            let recorded = self.finish(login, None, None, i64::MAX, 0, true).await?;
+            return Ok(Outcome::Unreadable.if_recorded(recorded));
         };
         if login.iss.trim_end_matches('/') != self.oidc.issuer().trim_end_matches('/') {
             // A login at an issuer no longer configured: nothing to ask.
-            self.finish(login, None, None, i64::MAX, 0).await?;
-            return Ok(Outcome::Unreadable);
+            let recorded = self.finish(login, None, None, i64::MAX, 0, true).await?;
+            return Ok(Outcome::Unreadable.if_recorded(recorded));
         }
         if !self.store.login_has_sessions(login).await? {
             // Logged out (or timed out) since: nothing to refresh, and a refusal now (an
             // RP-initiated logout ends the IdP session too) must not end the user's other
             // logins. The sweep deletes the row.
-            self.finish(login, None, None, i64::MAX, 0).await?;
-            return Ok(Outcome::Ended);
+            let recorded = self.finish(login, None, None, i64::MAX, 0, true).await?;
+            return Ok(Outcome::Ended.if_recorded(recorded));
         }
-        let refreshed = match self.oidc.refresh(&token, &login.sub).await {
-            Ok(refreshed) => refreshed,
-            Err(OidcError::Refused(why)) => return self.refused(login, &why).await,
-            Err(e) => {
-                let failures = login.failures + 1;
-                tracing::warn!(login = %login.login_id, error = %e, failures, "claims refresh failed; retrying later");
-                let wait = retry_after(failures).min(self.interval.as_millis() as i64);
-                self.finish(login, None, None, now_ms() + wait, failures)
-                    .await?;
-                return Ok(Outcome::Failed);
-            }
-        };
+        let refreshed =
+            match tokio::time::timeout(self.refresh_timeout, self.oidc.refresh(&token, &login.sub))
+                .await
+            {
+                Ok(Ok(refreshed)) => refreshed,
+                Ok(Err(OidcError::Refused(why))) => return self.refused(login, &why).await,
+                Ok(Err(e)) => return self.failed(login, &e.to_string()).await,
+                Err(_) => return self.failed(login, "the IdP took too long").await,
+            };
         let rotated = refreshed
             .refresh_token
             .as_ref()
             .map(|t| self.seal.seal(t.expose(), &owner))
             .transpose()?;
-        // The rotated token first: the old one may be spent, and losing the new one would
-        // make the next refresh look like a revocation.
         let next = now_ms() + self.interval.as_millis() as i64;
-        self.finish(login, rotated.as_deref(), None, next, 0)
-            .await?;
         let new_groups = self.groups_in(refreshed.claims, login);
-        let changed = new_groups
-            .as_ref()
-            .filter(|g| login.groups.as_ref() != Some(*g));
-        if let Some(groups) = changed {
-            // The job, then the groups: if either write fails, the next refresh sees the
-            // change again and queues it again (a mover runs twice harmlessly).
-            let list: Value = serde_json::from_str(groups).unwrap_or(Value::Null);
-            let regroup = job(
-                "regroup",
-                json!({ "iss": login.iss, "sub": login.sub, "groups": list }),
-                BY,
-                "groups changed at the IdP",
-            )?;
-            self.store.enqueue_lifecycle_jobs(&[regroup]).await?;
-            self.finish(login, None, Some(groups), next, 0).await?;
-            tracing::info!(login = %login.login_id, sub = %login.sub, "groups changed at the IdP: mover queued");
+        let Some(groups) = new_groups.filter(|g| login.groups.as_ref() != Some(g)) else {
+            let recorded = self
+                .finish(login, rotated.as_deref(), None, next, 0, true)
+                .await?;
+            return Ok(Outcome::Unchanged.if_recorded(recorded));
+        };
+        // The rotated token first, keeping the lease: the old one may be spent, and losing
+        // the new one would make the next refresh look like a revocation. Then the job, then
+        // the groups: if either write fails, the next refresh sees the change again and
+        // queues it again (a mover runs twice harmlessly).
+        if !self
+            .finish(login, rotated.as_deref(), None, next, 0, false)
+            .await?
+        {
+            return Ok(Outcome::LeaseLost);
         }
-        Ok(if changed.is_some() {
-            Outcome::Regrouped
-        } else {
-            Outcome::Unchanged
-        })
+        let list: Value = serde_json::from_str(&groups).unwrap_or(Value::Null);
+        let regroup = job(
+            "regroup",
+            json!({ "iss": login.iss, "sub": login.sub, "groups": list }),
+            BY,
+            "groups changed at the IdP",
+        )?;
+        self.store.enqueue_lifecycle_jobs(&[regroup]).await?;
+        let recorded = self
+            .finish(login, None, Some(&groups), next, 0, true)
+            .await?;
+        tracing::info!(login = %login.login_id, sub = %login.sub, "groups changed at the IdP: mover queued");
+        Ok(Outcome::Regrouped.if_recorded(recorded))
+    }
+
+    /// No answer from the IdP (down, slow, misconfigured): kept as it is, retried sooner.
+    async fn failed(
+        &self,
+        login: &ClaimsRefreshRecord,
+        error: &str,
+    ) -> Result<Outcome, RefreshError> {
+        let failures = login.failures + 1;
+        tracing::warn!(login = %login.login_id, error, failures, "claims refresh failed; retrying later");
+        let wait = retry_after(failures).min(self.interval.as_millis() as i64);
+        let recorded = self
+            .finish(login, None, None, now_ms() + wait, failures, true)
+            .await?;
+        Ok(Outcome::Failed.if_recorded(recorded))
     }
 
     /// The groups in refreshed claims, as stored; `None` when they say nothing about groups
@@ -287,6 +324,17 @@ impl ClaimsRefresher<'_> {
         login: &ClaimsRefreshRecord,
         why: &str,
     ) -> Result<Outcome, RefreshError> {
+        // Only while this runner still holds the login: a refusal after another replica
+        // took it may be the IdP refusing a token that replica already redeemed. (The row
+        // is left as it was: should the deletes below fail, it is taken again once the
+        // lease runs out, and the refusal retried.)
+        let held = self
+            .finish(login, None, None, login.next_at_ms, login.failures, false)
+            .await?;
+        if !held {
+            tracing::warn!(login = %login.login_id, "the IdP refused a claims refresh after its lease ran out: left to the replica that holds it now");
+            return Ok(Outcome::LeaseLost);
+        }
         let mut hosts: Vec<String> = self
             .policies
             .apps()
@@ -318,6 +366,9 @@ impl ClaimsRefresher<'_> {
         Ok(Outcome::Refused)
     }
 
+    /// Records how the refresh went on the login (and releases it with `release`); false
+    /// when it was not recorded: the lease ran out (another replica holds the login) or the
+    /// login was deleted.
     async fn finish(
         &self,
         login: &ClaimsRefreshRecord,
@@ -325,15 +376,23 @@ impl ClaimsRefresher<'_> {
         groups: Option<&str>,
         next_at_ms: i64,
         failures: i64,
-    ) -> Result<(), StoreError> {
-        self.store
+        release: bool,
+    ) -> Result<bool, StoreError> {
+        let applied = self
+            .store
             .finish_claims_refresh(&ClaimsRefreshDone {
                 login_id: &login.login_id,
+                lease_until_ms: login.lease_until_ms,
+                release,
                 refresh_token,
                 groups,
                 next_at_ms,
                 failures,
             })
-            .await
+            .await?;
+        if !applied {
+            tracing::warn!(login = %login.login_id, "a claims refresh was not recorded: its lease ran out (another replica holds the login) or the login was deleted");
+        }
+        Ok(applied)
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::config::GroupSource;
 use crate::gate::Gate;
-use crate::lifecycle::claims_refresh::{ClaimsRefresher, BATCH};
+use crate::lifecycle::claims_refresh::{ClaimsRefresher, BATCH, REFRESH_TIMEOUT};
 use crate::util::clock::now_ms;
 
 /// How often the store is asked for due logins when the last pass found few.
@@ -75,7 +75,9 @@ async fn refresh_batch(gate: &Arc<Gate>, interval: Duration) -> usize {
     taken
 }
 
-fn refresher<'g>(
+/// What the runner refreshes through, from the gate's parts (`None` without a seal, that is
+/// without a client secret); public for tests that drive one refresh themselves.
+pub fn refresher<'g>(
     gate: &'g Gate,
     interval: Duration,
     policies: &'g crate::policy::PolicySet,
@@ -91,6 +93,7 @@ fn refresher<'g>(
         policies,
         auth_host: &gate.config.public.host,
         interval,
+        refresh_timeout: REFRESH_TIMEOUT,
         groups_claim: &settings.groups_claim,
         username_claim: &settings.username_claim,
         directory_owns_groups: gate

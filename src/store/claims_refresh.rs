@@ -24,6 +24,10 @@ pub struct ClaimsRefreshRecord {
     /// Refreshes in a row that did not get an answer (the IdP down, say).
     pub failures: i64,
     pub created_at_ms: i64,
+    /// The lease this copy was taken under (unix ms it runs to; 0 when not taken): its
+    /// refresh is recorded only while the row still has this lease (see [`ClaimsRefreshDone`]).
+    /// Ignored when the row is put.
+    pub lease_until_ms: i64,
 }
 
 impl std::fmt::Debug for ClaimsRefreshRecord {
@@ -39,14 +43,24 @@ impl std::fmt::Debug for ClaimsRefreshRecord {
             .field("next_at_ms", &self.next_at_ms)
             .field("failures", &self.failures)
             .field("created_at_ms", &self.created_at_ms)
+            .field("lease_until_ms", &self.lease_until_ms)
             .finish()
     }
 }
 
-/// How one refresh went, to record on the row (which is released for the next one).
+/// How one refresh went, to record on the row (which is released for the next one, unless
+/// `release` is false: a write in the middle of a refresh).
+///
+/// It applies only while the row still holds `lease_until_ms`, the lease the refresh was
+/// taken under: once that ran out and another replica took the row, the other replica's
+/// refresh is the one that counts (its rotated token is the newer one).
 #[derive(Clone, PartialEq)]
 pub struct ClaimsRefreshDone<'a> {
     pub login_id: &'a str,
+    /// The lease the refresh holds ([`ClaimsRefreshRecord::lease_until_ms`] as taken).
+    pub lease_until_ms: i64,
+    /// False keeps the lease: the refresh goes on and writes again.
+    pub release: bool,
     /// The rotated refresh token, sealed, when the IdP sent a new one.
     pub refresh_token: Option<&'a str>,
     /// The groups now applied, when they changed.

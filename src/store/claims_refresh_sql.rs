@@ -3,7 +3,9 @@
 //! A row is taken by setting its lease (`taken_until_ms`) in one `UPDATE … WHERE login_id IN
 //! (SELECT …) RETURNING`; on PostgreSQL the inner select locks `FOR UPDATE SKIP LOCKED`, so
 //! concurrent replicas pass over each other's rows; SQLite has one writer at a time. A runner
-//! that dies leaves a lease that runs out, and the row is taken again.
+//! that dies leaves a lease that runs out, and the row is taken again. A refresh is recorded
+//! only while the row still has the lease it was taken under (`taken_until_ms` equal to it):
+//! a runner slower than its lease cannot overwrite the token the next runner rotated.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -31,6 +33,7 @@ fn record_from_row(row: &AnyRow) -> Result<ClaimsRefreshRecord, StoreError> {
         next_at_ms: row.try_get("next_at_ms")?,
         failures: row.try_get("failures")?,
         created_at_ms: row.try_get("created_at_ms")?,
+        lease_until_ms: row.try_get("taken_until_ms")?,
     })
 }
 
@@ -73,7 +76,7 @@ impl SqlStore {
              WHERE login_id IN (SELECT login_id FROM claims_refresh \
                  WHERE next_at_ms <= $1 AND taken_until_ms <= $1 \
                  ORDER BY next_at_ms, login_id LIMIT $3 {lock}) \
-             RETURNING {COLUMNS}"
+             RETURNING {COLUMNS}, taken_until_ms"
         ))
         .bind(now_ms)
         .bind(now_ms + lease_ms)
@@ -91,20 +94,23 @@ impl SqlStore {
     pub(super) async fn finish_claims_refresh_row(
         &self,
         done: &ClaimsRefreshDone<'_>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let taken_until_ms = if done.release { 0 } else { done.lease_until_ms };
+        let updated = sqlx::query(
             "UPDATE claims_refresh SET refresh_token = COALESCE($1, refresh_token), \
              group_list = COALESCE($2, group_list), next_at_ms = $3, failures = $4, \
-             taken_until_ms = 0 WHERE login_id = $5",
+             taken_until_ms = $5 WHERE login_id = $6 AND taken_until_ms = $7",
         )
         .bind(done.refresh_token)
         .bind(done.groups)
         .bind(done.next_at_ms)
         .bind(done.failures)
+        .bind(taken_until_ms)
         .bind(done.login_id)
+        .bind(done.lease_until_ms)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(updated.rows_affected() == 1)
     }
 
     pub(super) async fn login_session_exists(

@@ -425,10 +425,14 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<ClaimsRefreshRecord>, StoreError>;
-    /// Records how a refresh went and releases the login: the rotated token and the new
-    /// groups replace the stored ones when given; next_at_ms and failures as given. A login
-    /// deleted meanwhile stays deleted.
-    async fn finish_claims_refresh(&self, done: &ClaimsRefreshDone<'_>) -> Result<(), StoreError>;
+    /// Records how a refresh went and releases the login (keeps it with `release: false`):
+    /// the rotated token and the new groups replace the stored ones when given; next_at_ms
+    /// and failures as given. Applies only while the login still holds the lease the refresh
+    /// was taken under, and says whether it did: false when the lease ran out and another
+    /// runner took the login (its refresh is newer), or the login was deleted meanwhile
+    /// (it stays deleted).
+    async fn finish_claims_refresh(&self, done: &ClaimsRefreshDone<'_>)
+        -> Result<bool, StoreError>;
     /// Whether a session of this login is left on any host (same iss, sub, login_at and sid,
     /// a missing sid matching a missing one).
     async fn login_has_sessions(&self, login: &ClaimsRefreshRecord) -> Result<bool, StoreError>;

@@ -494,7 +494,10 @@ impl Store for SqlStore {
         self.take_claims_refresh_rows(now_ms, lease_ms, limit).await
     }
 
-    async fn finish_claims_refresh(&self, done: &ClaimsRefreshDone<'_>) -> Result<(), StoreError> {
+    async fn finish_claims_refresh(
+        &self,
+        done: &ClaimsRefreshDone<'_>,
+    ) -> Result<bool, StoreError> {
         self.finish_claims_refresh_row(done).await
     }
 

@@ -287,6 +287,8 @@ async function handleInteraction(provider, req, res, uid, action) {
 
 let provider;
 let providerCallback;
+// Test-only: how long the token endpoint waits before it answers (POST /test/token-delay).
+let tokenDelayMs = 0;
 
 const server = http.createServer(async (req, res) => {
   try {
@@ -330,6 +332,18 @@ const server = http.createServer(async (req, res) => {
       usersBySub.delete(user.sub);
       send(res, 200, 'ok', 'text/plain; charset=utf-8');
       return;
+    }
+
+    // Test-only slowness: the token endpoint waits this long (form field ms) before it
+    // answers, as an overloaded IdP would.
+    if (pathname === '/test/token-delay' && req.method === 'POST') {
+      const form = await readForm(req);
+      tokenDelayMs = Number(form.get('ms') ?? 0);
+      send(res, 200, 'ok', 'text/plain; charset=utf-8');
+      return;
+    }
+    if (pathname === '/token' && tokenDelayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, tokenDelayMs));
     }
 
     const m = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login))?$/.exec(pathname);

@@ -193,6 +193,18 @@ impl IdpProcess {
     }
 }
 
+impl IdpProcess {
+    /// Makes the token endpoint wait `delay` before each answer (zero: answer at once).
+    pub fn delay_token_endpoint(&self, delay: std::time::Duration) {
+        let answer = reqwest::blocking::Client::new()
+            .post(format!("{}/test/token-delay", self.issuer))
+            .form(&[("ms", delay.as_millis().to_string())])
+            .send()
+            .expect("IdP reachable");
+        assert_eq!(answer.status(), 200, "IdP refused the delay");
+    }
+}
+
 impl Drop for IdpProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -6,7 +6,9 @@
 //! Only `invalid_grant` is a definitive no ([`OidcError::Refused`]): the token was revoked,
 //! or the user was disabled or deleted at the IdP. Every other failure, including other OAuth
 //! errors such as `invalid_client` (our own registration is wrong, not the user), is
-//! [`OidcError::Unavailable`] and worth a retry. No error text carries a token.
+//! [`OidcError::Unavailable`] and worth a retry. No error text carries a token: the IdP's
+//! own words (`error`, `error_description`, which go to logs and the audit trail) are cut
+//! short and stripped of anything that looks like one, since some IdPs echo the token.
 
 use std::time::Instant;
 
@@ -42,16 +44,15 @@ impl Oidc {
                 RequestTokenError::ServerResponse(r)
                     if *r.error() == CoreErrorResponseType::InvalidGrant =>
                 {
-                    OidcError::Refused(format!(
-                        "invalid_grant{}",
-                        r.error_description()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default()
+                    OidcError::Refused(idp_reason(
+                        "invalid_grant",
+                        r.error_description().map(String::as_str),
                     ))
                 }
-                RequestTokenError::ServerResponse(r) => {
-                    OidcError::Unavailable(format!("the token endpoint answered `{}`", r.error()))
-                }
+                RequestTokenError::ServerResponse(r) => OidcError::Unavailable(format!(
+                    "the token endpoint answered `{}`",
+                    idp_reason(r.error().as_ref(), None)
+                )),
                 // Its text would quote the answer's body, which may hold tokens.
                 RequestTokenError::Parse(..) => OidcError::Unavailable(
                     "the token endpoint's answer is not a token response".into(),
@@ -92,5 +93,97 @@ impl Oidc {
                 .refresh_token()
                 .map(|t| Secret::new(t.secret().clone())),
         })
+    }
+}
+
+/// The longest IdP text kept (in characters), and the shortest run of token characters
+/// (base64url, `.` of a JWT, `+/=` of base64) taken for a token: longer than words and
+/// error codes, shorter than any refresh or access token.
+const REASON_CHARS: usize = 200;
+const TOKEN_RUN: usize = 20;
+
+/// The IdP's `error` and `error_description` as fit for a log line and an audit event: each
+/// run of token characters of [`TOKEN_RUN`] or more replaced by `[redacted]`, control
+/// characters by spaces, and the whole cut to [`REASON_CHARS`].
+fn idp_reason(error: &str, description: Option<&str>) -> String {
+    let text = match description {
+        Some(d) => format!("{error}: {d}"),
+        None => error.to_string(),
+    };
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "-_.+/=~".contains(c);
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= TOKEN_RUN {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_token_char(c) {
+            run.push(c);
+            continue;
+        }
+        flush(&mut run, &mut out);
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    flush(&mut run, &mut out);
+    match out.char_indices().nth(REASON_CHARS) {
+        Some((cut, _)) => format!("{}…", &out[..cut]),
+        None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_idps_reason_keeps_its_words_and_drops_tokens() {
+        assert_eq!(
+            idp_reason("invalid_grant", Some("Token is not active")),
+            "invalid_grant: Token is not active"
+        );
+        assert_eq!(idp_reason("invalid_grant", None), "invalid_grant");
+        let echoed = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz";
+        let reason = idp_reason(
+            "invalid_grant",
+            Some(&format!(
+                "Refresh token {echoed} was revoked\r\nFORGED: line"
+            )),
+        );
+        assert!(!reason.contains("eyJ"), "{reason}");
+        assert!(!reason.contains('\n') && !reason.contains('\r'), "{reason}");
+        assert_eq!(
+            reason,
+            "invalid_grant: Refresh token [redacted] was revoked  FORGED: line"
+        );
+        let opaque = "8xLOxBtZp8".repeat(10);
+        assert_eq!(
+            idp_reason("invalid_grant", Some(&format!("bad token: {opaque}"))),
+            "invalid_grant: bad token: [redacted]"
+        );
+        let long = idp_reason("invalid_grant", Some(&"no way ".repeat(100)));
+        assert_eq!(long.chars().count(), REASON_CHARS + 1, "{long}");
+        assert!(long.ends_with('…'));
+    }
+
+    proptest! {
+        #![proptest_config(crate::util::attacker_input::config(256))]
+        #[test]
+        fn no_reason_is_long_or_holds_a_token_run(
+            error in "[a-z_]{1,30}",
+            description in proptest::option::of(crate::util::attacker_input::text()),
+            token in "[A-Za-z0-9_-]{20,80}",
+        ) {
+            let description = description.map(|d| format!("{d} {token} {d}"));
+            let reason = idp_reason(&error, description.as_deref());
+            prop_assert!(reason.chars().count() <= REASON_CHARS + 1);
+            prop_assert!(!reason.chars().any(char::is_control));
+            prop_assert!(!reason.contains(&token));
+        }
     }
 }

@@ -19,6 +19,20 @@ fn login(id: &str, sub: &str, login_at: i64, next_at_ms: i64) -> ClaimsRefreshRe
         next_at_ms,
         failures: 0,
         created_at_ms: 1_000,
+        lease_until_ms: 0,
+    }
+}
+
+/// A refresh's record that releases the login it holds under `lease_until_ms`.
+fn done(login_id: &str, lease_until_ms: i64, next_at_ms: i64) -> ClaimsRefreshDone<'_> {
+    ClaimsRefreshDone {
+        login_id,
+        lease_until_ms,
+        release: true,
+        refresh_token: None,
+        groups: None,
+        next_at_ms,
+        failures: 0,
     }
 }
 
@@ -63,7 +77,9 @@ pub(super) async fn claims_refresh_story(store: &dyn Store) {
     // Due ones, most overdue first, at most `limit`; l3 is not due yet.
     let taken = store.take_claims_refreshes(now, 60_000, 1).await.unwrap();
     assert_eq!(ids(&taken), ["l2"]);
-    assert_eq!(taken[0], login("l2", "alice", 200, now - 10));
+    let mut l2 = login("l2", "alice", 200, now - 10);
+    l2.lease_until_ms = now + 60_000;
+    assert_eq!(taken[0], l2);
     let taken = store.take_claims_refreshes(now, 60_000, 10).await.unwrap();
     assert_eq!(ids(&taken), ["l1"]);
     // Both are held: nobody else takes them while the lease runs...
@@ -79,30 +95,49 @@ pub(super) async fn claims_refresh_story(store: &dyn Store) {
         .unwrap();
     assert_eq!(ids(&again), ["l2", "l1", "l3"]);
 
-    // A refresh that rotated the token and changed the groups, one that changed nothing,
-    // one that failed: each released, due again when it says.
-    let at = now + 61_000;
-    store
-        .finish_claims_refresh(&ClaimsRefreshDone {
-            login_id: "l1",
-            refresh_token: Some("v1.rotated"),
-            groups: Some(r#"["support"]"#),
-            next_at_ms: at,
-            failures: 0,
-        })
+    let lease = now + 120_000;
+    assert!(again.iter().all(|l| l.lease_until_ms == lease));
+
+    // A runner that outlived its first lease (l1, l2 taken under `now + 60_000`) records
+    // nothing: not a rotated token over the one the current holder may rotate, not its
+    // schedule, and it releases nothing.
+    for stale in [now + 60_000, 0] {
+        let late = ClaimsRefreshDone {
+            refresh_token: Some("v1.stale"),
+            groups: Some(r#"["stale"]"#),
+            ..done("l1", stale, 0)
+        };
+        assert!(!store.finish_claims_refresh(&late).await.unwrap());
+    }
+    assert!(store
+        .take_claims_refreshes(now + 119_999, 60_000, 10)
         .await
-        .unwrap();
+        .unwrap()
+        .is_empty());
+
+    // A refresh that rotated the token and changed the groups (in two writes, the first
+    // keeping the lease), one that changed nothing, one that failed: each released, due
+    // again when it says.
+    let at = now + 61_000;
+    let rotated = ClaimsRefreshDone {
+        refresh_token: Some("v1.rotated"),
+        release: false,
+        ..done("l1", lease, at)
+    };
+    assert!(store.finish_claims_refresh(&rotated).await.unwrap());
+    let regrouped = ClaimsRefreshDone {
+        groups: Some(r#"["support"]"#),
+        ..done("l1", lease, at)
+    };
+    assert!(store.finish_claims_refresh(&regrouped).await.unwrap());
+    // Released: its lease is spent.
+    assert!(!store.finish_claims_refresh(&regrouped).await.unwrap());
     for (id, failures) in [("l2", 0), ("l3", 3)] {
-        store
-            .finish_claims_refresh(&ClaimsRefreshDone {
-                login_id: id,
-                refresh_token: None,
-                groups: None,
-                next_at_ms: at + 1,
-                failures,
-            })
-            .await
-            .unwrap();
+        let finished = ClaimsRefreshDone {
+            failures,
+            ..done(id, lease, at + 1)
+        };
+        assert!(store.finish_claims_refresh(&finished).await.unwrap());
     }
     let taken = store
         .take_claims_refreshes(at + 1, 60_000, 10)
@@ -124,26 +159,15 @@ pub(super) async fn claims_refresh_story(store: &dyn Store) {
             .unwrap(),
         2
     );
-    store
-        .finish_claims_refresh(&ClaimsRefreshDone {
-            login_id: "l1",
-            refresh_token: None,
-            groups: None,
-            next_at_ms: 0,
-            failures: 0,
-        })
+    let lease = at + 1 + 60_000;
+    assert!(!store
+        .finish_claims_refresh(&done("l1", lease, 0))
         .await
-        .unwrap();
-    store
-        .finish_claims_refresh(&ClaimsRefreshDone {
-            login_id: "l3",
-            refresh_token: None,
-            groups: None,
-            next_at_ms: 0,
-            failures: 0,
-        })
+        .unwrap());
+    assert!(store
+        .finish_claims_refresh(&done("l3", lease, 0))
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(
         ids(&store.take_claims_refreshes(at + 2, 1, 10).await.unwrap()),
         ["l3"]
