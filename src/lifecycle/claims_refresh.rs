@@ -269,9 +269,15 @@ impl ClaimsRefresher<'_> {
             return Ok(Outcome::LeaseLost);
         }
         let list: Value = serde_json::from_str(&groups).unwrap_or(Value::Null);
+        // What the sessions held before, so a retried job can tell a newer change from none.
+        let previous: Value = login
+            .groups
+            .as_deref()
+            .and_then(|g| serde_json::from_str(g).ok())
+            .unwrap_or(Value::Null);
         let regroup = job(
             "regroup",
-            json!({ "iss": login.iss, "sub": login.sub, "groups": list }),
+            json!({ "iss": login.iss, "sub": login.sub, "groups": list, "previous": previous }),
             BY,
             "groups changed at the IdP",
         )?;

@@ -115,9 +115,10 @@ impl Effects<'_> {
     }
 
     /// An identity's groups changed outside the directory (a claims refresh): the subject
-    /// names the identity and its new groups. A retry prefers the groups the identity's
-    /// sessions hold by then: a newer regroup may have run meanwhile, and the old groups
-    /// must not come back.
+    /// names the identity, its new groups and (when known) the groups before. A retry whose
+    /// sessions hold neither of those meanwhile found a newer regroup applied: it carries
+    /// those on instead, so older groups never come back; sessions still holding the groups
+    /// from before mean this change is not applied yet, and it is.
     pub(super) async fn regroup(
         &self,
         job: &LifecycleJob,
@@ -130,13 +131,19 @@ impl Effects<'_> {
             .iter()
             .filter_map(|g| g.as_str().map(str::to_string))
             .collect();
-        if job.attempts > 1 {
+        let previous: Option<Vec<String>> = subject["previous"].as_array().map(|list| {
+            list.iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect()
+        });
+        if let (true, Some(previous)) = (job.attempts > 1, previous) {
             let sessions = self.store.sessions_of(iss, sub).await?;
             if let Some(now) = sessions
                 .iter()
                 .find_map(|s| serde_json::from_str::<Identity>(&s.identity).ok())
             {
-                groups = now.groups().map(str::to_string).collect();
+                let now: Vec<String> = now.groups().map(str::to_string).collect();
+                groups = groups_on_retry(groups, &previous, now);
             }
         }
         let moved = self.apply_groups(job, iss, sub, &groups, None).await?;
@@ -266,5 +273,35 @@ impl Effects<'_> {
         self.audit
             .record(AuditKind::Mover, Subject::default(), detail)
             .await;
+    }
+}
+
+/// The groups a retried `regroup` applies: its own, unless the sessions hold groups that are
+/// neither its own nor those from before it (a newer regroup ran meanwhile: those stay).
+fn groups_on_retry(own: Vec<String>, previous: &[String], sessions: Vec<String>) -> Vec<String> {
+    if sessions != own && sessions != previous {
+        sessions
+    } else {
+        own
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(groups: &[&str]) -> Vec<String> {
+        groups.iter().map(|g| g.to_string()).collect()
+    }
+
+    #[test]
+    fn a_retry_never_brings_older_groups_back_nor_drops_its_own_change() {
+        let (before, own, newer) = (list(&["eng", "ops"]), list(&["eng"]), list(&[]));
+        // Not applied yet (the sessions still hold the groups from before): apply it.
+        assert_eq!(groups_on_retry(own.clone(), &before, before.clone()), own);
+        // Applied halfway (sessions done, an app failed): go on with it.
+        assert_eq!(groups_on_retry(own.clone(), &before, own.clone()), own);
+        // A newer regroup ran meanwhile: its groups stay.
+        assert_eq!(groups_on_retry(own, &before, newer.clone()), newer);
     }
 }
