@@ -164,9 +164,12 @@ enum AccountsCommand {
         config: PathBuf,
         #[arg(long)]
         app: String,
-        /// A JSON object of ID-token claims (`sub` required).
-        #[arg(long)]
-        claims: PathBuf,
+        /// A JSON object of ID-token claims (`sub` required; not for `--op list`).
+        #[arg(long, required_unless_present = "op")]
+        claims: Option<PathBuf>,
+        /// `list`: read the app's accounts through the connector's `list` and print them.
+        #[arg(long, value_parser = ["list"])]
+        op: Option<String>,
         /// Send them to the app (lookup, create, update) and show the answers.
         #[arg(long)]
         send: bool,
@@ -260,8 +263,19 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<ExitCode> {
             jitgate::cli::accounts::reactivate(&cfg, &policies, &app, &user)
         }
         AccountsCommand::Test {
-            app, claims, send, ..
-        } => jitgate::cli::accounts::test(&cfg, &policies, &app, &claims, send),
+            app,
+            claims,
+            send,
+            op,
+            ..
+        } => match (op.as_deref(), claims) {
+            (Some("list"), _) => jitgate::cli::app_accounts::list(&cfg, &policies, &app),
+            (_, Some(claims)) => jitgate::cli::accounts::test(&cfg, &policies, &app, &claims, send),
+            (_, None) => Err(jitgate::cli::accounts::AccountsError::Claims(
+                "--claims".into(),
+                "required without --op list".into(),
+            )),
+        },
     };
     match out {
         Ok(text) => {

@@ -288,8 +288,9 @@ pub fn reactivate(
         }
         accounts.reactivate(app, &record).await?;
         Ok(format!(
-            "reactivated {} ({}) in {}: jitgate sets the account up again on their next visit \
-             (lookup or create, then update)\n",
+            "reactivated {} ({}) in {}: through the connector's `reactivate` if it has one, \
+             else the account is set up again on their next visit (lookup or create, then \
+             update)\n",
             record.username, record.sub, app.name
         ))
     })

@@ -3,6 +3,7 @@
 //! (`demo` is its own folder). `main.rs` parses the command line and calls these.
 
 pub mod accounts;
+pub mod app_accounts;
 pub mod check;
 pub mod grants;
 pub mod operator;

@@ -106,10 +106,13 @@ impl Denial {
                 app,
                 paused_for: None,
             },
-            // GrantEnded comes only from grant calls, never from a request's provisioning.
-            E::Refused { .. } | E::NoAccountId(_) | E::Connector(_) | E::GrantEnded => {
-                Denial::AccountRefused { app }
-            }
+            // GrantEnded comes only from grant calls and Listing only from reconciliation,
+            // never from a request's provisioning.
+            E::Refused { .. }
+            | E::NoAccountId(_)
+            | E::Connector(_)
+            | E::GrantEnded
+            | E::Listing(_) => Denial::AccountRefused { app },
             E::Deactivated => Denial::AccountDeactivated { app },
             E::Store(_) => Denial::StoreUnavailable,
         }

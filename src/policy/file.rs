@@ -97,6 +97,9 @@ pub struct ProvisioningFile {
     pub deactivate: Option<OperationFile>,
     #[serde(default)]
     pub reactivate: Option<OperationFile>,
+    /// Reads the app's accounts, page by page.
+    #[serde(default)]
+    pub list: Option<ListFile>,
     /// Create accounts as soon as the directory has an active user the routes allow.
     #[serde(default)]
     pub ahead: Option<Spanned<bool>>,
@@ -216,6 +219,50 @@ pub struct OperationFile {
     pub not_found: Option<Vec<Spanned<u16>>>,
     #[serde(default)]
     pub account_id: Option<Spanned<String>>,
+}
+
+/// `provisioning.list`: a paginated listing of the app's accounts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFile {
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub headers: HashMap<Spanned<String>, Spanned<String>>,
+    /// JSON pointer to the array of accounts ("" for a top-level array).
+    pub items: Spanned<String>,
+    pub next: ListNextFile,
+    pub account_id: Spanned<String>,
+    #[serde(default)]
+    pub fields: Option<ListFieldsFile>,
+    #[serde(default)]
+    pub max_pages: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub max_items: Option<Spanned<u32>>,
+}
+
+/// `next: { cursor: /next }` or `next: { page: true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListNextFile {
+    #[serde(default)]
+    pub cursor: Option<Spanned<String>>,
+    #[serde(default)]
+    pub page: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFieldsFile {
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    #[serde(default)]
+    pub role: Option<Spanned<String>>,
+    #[serde(default)]
+    pub elevated: Option<Spanned<String>>,
+    #[serde(default)]
+    pub active: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,9 @@
 //! status, and read how many calls of each kind it received.
 //!
 //! API: `GET /api/users?username=U` (a list), `POST /api/users` (201 `{"id": N, ...}`),
-//! `PUT /api/users/N` (or `/api/users/by-username/U`), `DELETE /api/users/N`. Every other path is an app page.
+//! `PUT /api/users/N` (or `/api/users/by-username/U`), `DELETE /api/users/N`, and two
+//! listings of every account: `GET /api/users/pages?page=N` and `GET /api/users/cursor?after=ID`.
+//! Every other path is an app page.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -285,7 +287,38 @@ async fn handle(req: &Request, state: &AppState) -> (u16, Value) {
 fn api(state: &AppState, method: &str, rest: &str, query: &str, body: &Value) -> (u16, Value) {
     let mut accounts = state.accounts.lock().unwrap();
     let view = |a: &Account| json!({ "id": a.id, "username": a.username, "email": a.email, "role": a.role, "active": a.active });
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{name}=")[..]))
+            .map(decode)
+    };
     match (method, rest.trim_start_matches('/')) {
+        // Listing by page (`?page=N`, 2 per page, an empty page after the last one) and by
+        // cursor (`?after=ID`, 2 per answer, `next` absent after the last), as real apps do.
+        ("GET", "pages") => {
+            state.count("list");
+            let page: usize = param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let shown: Vec<Value> = accounts
+                .iter()
+                .skip(page.saturating_sub(1) * 2)
+                .take(2)
+                .map(|a| json!({ "id": a.id, "login": a.username, "role": a.role, "admin": a.role == "admin", "active": a.active }))
+                .collect();
+            (200, json!({ "users": shown }))
+        }
+        ("GET", "cursor") => {
+            state.count("list");
+            let after: u64 = param("after").and_then(|p| p.parse().ok()).unwrap_or(0);
+            let rest: Vec<&Account> = accounts.iter().filter(|a| a.id > after).collect();
+            let shown: Vec<Value> = rest
+                .iter()
+                .take(2)
+                .map(|a| json!({ "id": a.id, "login": a.username, "role": a.role, "admin": a.role == "admin", "active": a.active }))
+                .collect();
+            let next = (rest.len() > 2).then(|| rest[1].id.to_string());
+            (200, json!({ "data": shown, "next": next }))
+        }
         ("GET", "") => {
             state.count("lookup");
             let wanted = query

@@ -28,6 +28,8 @@ pub fn context(
             name: connector.app.clone(),
         },
         account: account_id.map(|id| AccountVars { id: id.to_string() }),
+        page: None,
+        cursor: None,
     }
 }
 

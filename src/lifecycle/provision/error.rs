@@ -31,6 +31,8 @@ pub enum ProvisionError {
     GrantEnded,
     #[error("store: {0}")]
     Store(String),
+    #[error("listing the app's accounts: {0}")]
+    Listing(String),
 }
 
 impl ProvisionError {
@@ -45,6 +47,7 @@ impl ProvisionError {
             ProvisionError::Deactivated => "deactivated",
             ProvisionError::GrantEnded => "grant_ended",
             ProvisionError::Store(_) => "store",
+            ProvisionError::Listing(_) => "listing",
         }
     }
 }

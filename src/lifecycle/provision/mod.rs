@@ -29,6 +29,7 @@
 //! lease.rs          the per-user store lease that puts every call to the app in order
 //! deactivate.rs     operator actions: deactivate (leaver) and reactivate
 //! regroup.rs        a mover's new groups sent to the app without waiting for a visit
+//! listing.rs        the accounts the app really has (the connector's `list`, paged)
 //! grant_call.rs     a grant type's start and end calls for the owner's account
 //! error.rs          ProvisionError
 //! client.rs         the HTTP client (retries, timeouts); breaker.rs: its circuit breakers
@@ -44,6 +45,7 @@ mod error;
 mod first_sight;
 mod grant_call;
 mod lease;
+mod listing;
 mod regroup;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@
 //! or a file) and read only when a request is built, so a rotated file is picked up and no
 //! secret sits in a policy file or in memory longer than a call.
 
+pub mod listing;
 pub mod template;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use url::Url;
 
 use self::template::{Kind, TemplateContext, TemplateError, Templates};
 
-/// The five things a connector can do for accounts (only `create` is required), and the
+/// The six things a connector can do for accounts (only `create` is required), and the
 /// named calls grant types make when a grant starts or ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpName {
@@ -29,6 +30,7 @@ pub enum OpName {
     Update,
     Deactivate,
     Reactivate,
+    List,
     GrantCall,
 }
 
@@ -40,6 +42,7 @@ impl OpName {
             OpName::Update => "update",
             OpName::Deactivate => "deactivate",
             OpName::Reactivate => "reactivate",
+            OpName::List => "list",
             OpName::GrantCall => "grant_call",
         }
     }
@@ -238,6 +241,8 @@ pub struct Connector {
     /// Undoes `deactivate` when the directory lets a leaver back (else the account is set
     /// up again at the user's next visit).
     pub reactivate: Option<Operation>,
+    /// Reads the app's accounts, page by page (for reconciliation).
+    pub list: Option<listing::ListOperation>,
     /// `ahead: true`: accounts are created when the directory has an active user the app's
     /// routes allow, before their first sign-in (otherwise at first sign-in).
     pub ahead: bool,
@@ -274,6 +279,7 @@ impl Connector {
             OpName::Update => self.update.as_ref(),
             OpName::Deactivate => self.deactivate.as_ref(),
             OpName::Reactivate => self.reactivate.as_ref(),
+            OpName::List => self.list.as_ref().map(|l| &l.op),
             OpName::GrantCall => None,
         }
     }

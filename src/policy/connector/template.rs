@@ -28,6 +28,12 @@ pub struct TemplateContext {
     pub app: AppVars,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountVars>,
+    /// `list` only: the page asked for (1, 2, …), or the cursor the last answer named (none
+    /// on the first page).
+    #[serde(default)]
+    pub page: Option<u64>,
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -56,6 +62,8 @@ const VARIABLES: &[(&str, Option<&[&str]>)] = &[
     ("role", None),
     ("app", Some(&["name"])),
     ("account", Some(&["id"])),
+    ("page", None),
+    ("cursor", None),
 ];
 
 /// Why a template was refused at load time or failed when rendered.
@@ -69,6 +77,10 @@ pub enum TemplateError {
         "`account.id` is not known yet in `{0}`: only update, deactivate and reactivate can use it"
     )]
     AccountTooEarly(String),
+    #[error("`{0}` is for `list` only (a page of accounts), not `{1}`")]
+    ListOnly(String, String),
+    #[error("`list` reads every account, for no user: it cannot use `{0}`")]
+    NotForList(String),
     #[error("template `{0}` failed: {1}")]
     Render(String, String),
     #[error("template `{0}` did not produce JSON: {1}")]
@@ -171,6 +183,17 @@ impl Templates {
             if top == "account" && !account_known {
                 return Err(TemplateError::AccountTooEarly(name.replace("#url", "")));
             }
+            // Template names start with their operation's name (`list.url`, `list.header.x`).
+            let listing = name.starts_with("list.");
+            if matches!(top, "page" | "cursor") && !listing {
+                return Err(TemplateError::ListOnly(
+                    top.into(),
+                    name.replace("#url", ""),
+                ));
+            }
+            if listing && !matches!(top, "page" | "cursor" | "app") {
+                return Err(TemplateError::NotForList(var));
+            }
             if let (Some(fields), Some(field)) = (fields, field) {
                 let field = field.split('.').next().unwrap_or(field);
                 if !fields.contains(&field) {
@@ -263,6 +286,8 @@ mod tests {
                 name: "wiki".into(),
             },
             account: None,
+            page: None,
+            cursor: None,
         }
     }
 
@@ -308,6 +333,30 @@ mod tests {
             t.render_json("s", &ctx()).unwrap(),
             serde_json::json!("a@example.test")
         );
+    }
+
+    #[test]
+    fn page_and_cursor_are_for_list_only_and_list_has_no_user() {
+        let mut t = Templates::new();
+        assert!(t
+            .add("list.url", "/u?page={{ page }}", Kind::Url, false)
+            .is_ok());
+        assert!(t
+            .add(
+                "list.url",
+                "/u{% if cursor %}?c={{ cursor }}{% endif %}",
+                Kind::Url,
+                false
+            )
+            .is_ok());
+        assert!(matches!(
+            t.add("create.url", "/u?page={{ page }}", Kind::Url, false),
+            Err(TemplateError::ListOnly(..))
+        ));
+        assert!(matches!(
+            t.add("list.url", "/u/{{ user.username }}", Kind::Url, false),
+            Err(TemplateError::NotForList(_))
+        ));
     }
 
     #[test]
@@ -469,6 +518,8 @@ mod properties {
                     name: "wiki".into(),
                 },
                 account: account.map(|id| AccountVars { id }),
+                page: None,
+                cursor: None,
             })
     }
 

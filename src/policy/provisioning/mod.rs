@@ -5,6 +5,7 @@
 //! Secrets are named (env var or file), never inline; relative secret files are read from
 //! the policy file's directory.
 
+mod list;
 mod operation;
 
 use std::path::Path;
@@ -139,6 +140,15 @@ pub fn connector(
             named.push((n.trim().to_string(), operation));
         }
     }
+    let list = raw.list.as_ref().and_then(|r| {
+        let ctx = OpCtx {
+            templates: &mut templates,
+            uses_account: &mut uses_account,
+            auth_header: auth_header.as_ref(),
+            prefix: None,
+        };
+        list::list_operation(report, ctx, r)
+    });
 
     if let Some(lookup_raw) = &raw.lookup {
         if lookup_raw.account_id.is_none() {
@@ -178,6 +188,7 @@ pub fn connector(
         update,
         deactivate,
         reactivate,
+        list,
         ahead: raw.ahead.as_ref().is_some_and(|a| **a),
         ahead_at: raw
             .ahead

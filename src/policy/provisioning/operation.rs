@@ -133,6 +133,7 @@ pub(super) fn operation(
         OpName::Create => (&[], &[409], &[]),
         OpName::Update => (&[], &[], &[]),
         OpName::Deactivate | OpName::Reactivate => (&[], &[], &[404]),
+        OpName::List => (&[], &[], &[]),
         OpName::GrantCall => (&[], &[], &[]),
     };
     let success = statuses(report, &raw.success, success_default);
