@@ -211,6 +211,27 @@ fn validate(path: &Path, base_dir: &Path, raw: ConfigFile) -> Result<Config, Dia
             listen.https = Some(HttpsListener { address, cert, key });
         }
     }
+    // pingora keeps one listening fd per address and hands that same fd to every service that
+    // listens on it: two listeners on one address would share (and both close) one socket.
+    let https_address = listen.https.as_ref().map(|h| h.address);
+    let named = [
+        ("http", listen.http),
+        ("https", https_address),
+        ("admin", listen.admin),
+    ];
+    for (i, (name, addr)) in named.iter().enumerate() {
+        for (other, other_addr) in &named[..i] {
+            if let (Some(addr), Some(other_addr)) = (addr, other_addr) {
+                if addr == other_addr {
+                    report.at_line(
+                        1,
+                        1,
+                        format!("`listen.{name}` and `listen.{other}` are both {addr}: each needs its own address"),
+                    );
+                }
+            }
+        }
+    }
     if listen.http.is_none() && listen.https.is_none() && !report.has_problems() {
         report.at_line(1, 1, "`listen` needs an `http` or an `https` listener");
     }

@@ -52,9 +52,21 @@ impl Browser {
     }
 
     pub fn send(&self, url: &str, request: RequestBuilder) -> Page {
-        let resp = request
-            .send()
-            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let again = request.try_clone();
+        let resp = match request.send() {
+            Ok(resp) => resp,
+            // A pooled keep-alive connection the server closed just as it was reused: the
+            // request never reached the server, and browsers send it again on a fresh
+            // connection. So does this one, once, saying so.
+            Err(e) if chain(&e).contains("connection closed before message completed") => {
+                eprintln!("request to {url}: {}; sending it again", chain(&e));
+                again
+                    .expect("a request that can be sent again")
+                    .send()
+                    .unwrap_or_else(|e| panic!("request to {url} failed: {}", chain(&e)))
+            }
+            Err(e) => panic!("request to {url} failed: {}", chain(&e)),
+        };
         let status = resp.status().as_u16();
         let version = format!("{:?}", resp.version());
         let header = |name: &str| {
@@ -246,4 +258,15 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
                 .flatten()
         })
         .collect()
+}
+
+/// An error with every cause, for a failure message that says what really happened.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

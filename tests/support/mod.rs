@@ -72,6 +72,18 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// `N` distinct free ports. All `N` listeners are held until every port is picked: the kernel
+/// hands a just-released port out again (std's `SO_REUSEADDR` bind draws from ~7000 ports), and
+/// two services of one pingora server on the same address share one listening fd (pingora's
+/// `ListenerEndpointBuilder::listen` reuses the fd it recorded for that address), which both
+/// close at shutdown: "IO Safety violation: owned file descriptor already closed".
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("no free port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("no free port").port())
+}
+
 pub fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -297,9 +309,8 @@ pub struct Jitgate {
 
 impl Jitgate {
     pub fn start(options: Options) -> Self {
-        let port = free_port();
-        let admin_port = free_port();
-        let upstream_port = free_port();
+        // One pingora server listens on all of these: they must differ (see `free_ports`).
+        let [port, admin_port, upstream_port, forge_port] = free_ports();
         let scheme = if options.https { "https" } else { "http" };
         let base = format!("{scheme}://127.0.0.1:{port}");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -321,7 +332,6 @@ impl Jitgate {
             }
             Idp::Unreachable => (format!("http://127.0.0.1:{}", free_port()), None),
             Idp::Forge(forge) => {
-                let forge_port = free_port();
                 forge.set_issuer(format!("http://127.0.0.1:{forge_port}"));
                 let mut service = Service::new(
                     "forge idp".to_string(),

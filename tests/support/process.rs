@@ -42,7 +42,10 @@ idp:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret_file: client
 session:\n  revalidate_after: {revalidate_after}\n\
 store:\n  url: {store_url}\n\
 policies: {}\n{scim}",
-        free_port(),
+        // Never the proxy's own port: one address may not carry two listeners.
+        std::iter::repeat_with(free_port)
+            .find(|p| *p != port)
+            .unwrap_or_default(),
         policies.display()
     );
     let path = dir.join("jitgate.yaml");
@@ -228,7 +231,7 @@ impl TwoReplicas {
         for (name, policy) in apps {
             std::fs::write(policies.join(format!("{name}.yaml")), policy).unwrap();
         }
-        let ports = [free_port(), free_port()];
+        let ports: [u16; 2] = super::free_ports();
         let bases: Vec<String> = ports
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}"))
