@@ -148,11 +148,7 @@ impl Identity {
     /// and connector templates see it, replaced.
     pub fn with_groups(&self, groups: &[String], groups_claim: &str) -> Self {
         let mut record = IdentityRecord::from(self.clone());
-        let list = Value::Array(groups.iter().cloned().map(Value::String).collect());
-        match claim_text(&list) {
-            Some(text) => record.claims.insert(groups_claim.to_string(), text),
-            None => record.claims.remove(groups_claim),
-        };
+        replace_claims(&mut record.claims, &groups_claim_of(groups, groups_claim));
         record.groups = groups.to_vec();
         record.into()
     }
@@ -161,12 +157,7 @@ impl Identity {
     /// directory); the others, the username and the groups stay.
     pub fn with_claims(&self, replaced: &Map<String, Value>) -> Self {
         let mut record = IdentityRecord::from(self.clone());
-        for (name, value) in replaced {
-            match claim_text(value) {
-                Some(text) => record.claims.insert(name.clone(), text),
-                None => record.claims.remove(name),
-            };
-        }
+        replace_claims(&mut record.claims, replaced);
         record.into()
     }
 
@@ -228,6 +219,26 @@ impl Identity {
         let [_, start, end] = *self.claim_index.get(i)?;
         let value = self.claims.as_bytes().get(start as usize..end as usize)?;
         HeaderValue::from_bytes(value).ok()
+    }
+}
+
+/// The groups claim for `groups`, as one claim to replace.
+pub fn groups_claim_of(groups: &[String], groups_claim: &str) -> Map<String, Value> {
+    let list = Value::Array(groups.iter().cloned().map(Value::String).collect());
+    Map::from_iter([(groups_claim.to_string(), list)])
+}
+
+/// Replaces claims in their rendered (header-safe text) form; a null removes one. Identities
+/// and the connector templates' stored claims are changed the same way, so they compare equal.
+pub fn replace_claims(
+    claims: &mut std::collections::BTreeMap<String, String>,
+    replaced: &Map<String, Value>,
+) {
+    for (name, value) in replaced {
+        match claim_text(value) {
+            Some(text) => claims.insert(name.clone(), text),
+            None => claims.remove(name),
+        };
     }
 }
 

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::auth::identity::claim_text;
+use crate::auth::identity::{groups_claim_of, replace_claims};
 
 use super::client::Who;
 use super::context::attrs_hash;
@@ -67,16 +67,10 @@ impl Accounts {
         let mut ctx: TemplateContext = serde_json::from_str(&record.attributes)
             .map_err(|e| ProvisionError::Store(format!("stored attributes: {e}")))?;
         ctx.user.groups = groups.to_vec();
-        // As the session's rewritten identity renders it, so its next visit compares equal.
-        let list = Value::Array(groups.iter().cloned().map(Value::String).collect());
-        if let Some(text) = claim_text(&list) {
-            ctx.claims.insert(groups_claim.to_string(), text);
-        }
-        for (name, value) in person.into_iter().flatten() {
-            match claim_text(value) {
-                Some(text) => ctx.claims.insert(name.clone(), text),
-                None => ctx.claims.remove(name),
-            };
+        // As the session's rewritten identity renders them, so its next visit compares equal.
+        replace_claims(&mut ctx.claims, &groups_claim_of(groups, groups_claim));
+        if let Some(person) = person {
+            replace_claims(&mut ctx.claims, person);
         }
         ctx.roles = connector.roles_for(groups.iter().map(String::as_str));
         ctx.role = ctx.roles.first().cloned();
